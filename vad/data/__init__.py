@@ -1,0 +1,1 @@
+"""Datasets: layouts on disk → video records → decoded cache → clips."""

@@ -1,0 +1,209 @@
+"""`VideoDataModule`: the one LightningDataModule every dataset shares.
+
+A dataset subclass only says where its videos are (`load_records`). This class turns records into
+clips: it decodes each video once (`prepare_data` fills the cache), memory-maps the frames in
+`setup`, and builds three clip indices:
+
+* ``train``: windows over the first ``1 - val_fraction`` of each training video, with stride
+  augmentation;
+* ``val``: windows over the held-out end of each training video (checkpoint selection never
+  sees test labels);
+* ``test``: every scorable target frame of every test video, once per window start.
+
+Batches are `ClipBatch` named tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vad.data.cache import build_cache, load_frames
+from vad.data.clips import ClipSpec, build_clip_index
+from vad.data.records import VideoRecord
+
+
+class ClipBatch(NamedTuple):
+    """A batch of clips.
+
+    Attributes:
+        clip: ``(B, C, T', H, W)`` float frames in ``value_range``; T' = T (+1 for ``next``).
+        video: ``(B,)`` index of the video in the split's record list.
+        frames: ``(B, n_targets)`` frame indices (0-based) of the target frames.
+        index: ``(B,)`` index of the clip in its split (keys per-sample state such as masks).
+    """
+
+    clip: torch.Tensor
+    video: torch.Tensor
+    frames: torch.Tensor
+    index: torch.Tensor
+
+
+class ClipDataset(Dataset):
+    """Clips sliced from decoded videos; ``__getitem__`` only slices and converts dtype."""
+
+    def __init__(
+        self,
+        videos: Sequence[np.ndarray],
+        index: np.ndarray,
+        spec: ClipSpec,
+        value_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        self.videos = videos
+        self.index = index
+        self.spec = spec
+        self.offsets = spec.offsets
+        self.targets = spec.offsets[spec.target_positions]
+        low, high = value_range
+        self.scale, self.shift = (high - low) / 255.0, low
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> ClipBatch:
+        video, start, step = (int(v) for v in self.index[i])
+        frames = np.asarray(self.videos[video][start + self.offsets * step])  # (T, H, W, C)
+        clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float() * self.scale + self.shift
+        targets = torch.from_numpy(start + self.targets * step)
+        return ClipBatch(clip, torch.tensor(video), targets, torch.tensor(i))
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Shared clip pipeline; subclasses implement `load_records`.
+
+    Args:
+        clip: Clip shape, usually ``${model.clip}``: ``length``, ``target``, ``dilation``,
+            ``future_offset`` (see `vad.data.clips`).
+        image_size: ``[H, W]`` after resizing; ``None`` keeps the source size.
+        grayscale: One channel if True, RGB otherwise.
+        value_range: Pixel values are mapped linearly from [0, 255] to this range.
+        batch_size: Training batch size.
+        eval_batch_size: Batch size for validation and test.
+        num_workers: DataLoader workers.
+        val_fraction: Held-out end of each training video used for ``val/loss``.
+        train_strides: Temporal augmentation strides for training clips.
+        test_window_step: Frames between test window starts (1 scores every window).
+        cache_dir: Where decoded videos are cached; ``None`` decodes into memory.
+        pin_memory: Pin host memory for faster host-to-GPU copies.
+    """
+
+    def __init__(
+        self,
+        clip: dict | ClipSpec,
+        image_size: Sequence[int] | None = (256, 256),
+        grayscale: bool = True,
+        value_range: Sequence[float] = (0.0, 1.0),
+        batch_size: int = 8,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        train_strides: Sequence[int] = (1,),
+        test_window_step: int = 1,
+        cache_dir: str | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.spec = clip if isinstance(clip, ClipSpec) else ClipSpec(**clip)
+        self.image_size = tuple(image_size) if image_size is not None else None
+        self.grayscale = grayscale
+        self.value_range = tuple(value_range)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.train_strides = tuple(train_strides)
+        self.test_window_step = test_window_step
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.pin_memory = pin_memory
+        self.datasets: dict[str, ClipDataset] = {}
+        self._records: dict[str, list[VideoRecord]] = {}
+
+    # -- what a dataset subclass provides ---------------------------------------------------------
+    def load_records(self, split: str) -> list[VideoRecord]:
+        """The videos of ``split`` (``"train"`` or ``"test"``); test records carry labels."""
+        raise NotImplementedError
+
+    @property
+    def label_source(self) -> str:
+        """Which label file or rule the test labels come from (recorded in ``metrics.json``)."""
+        return type(self).__name__
+
+    # -- shared pipeline --------------------------------------------------------------------------
+    def records(self, split: str) -> list[VideoRecord]:
+        if split not in self._records:
+            self._records[split] = self.load_records(split)
+            if not self._records[split]:
+                raise RuntimeError(f"{type(self).__name__}: the {split} split has no videos")
+        return self._records[split]
+
+    @property
+    def test_records(self) -> list[VideoRecord]:
+        return self.records("test")
+
+    def prepare_data(self) -> None:
+        for split in ("train", "test"):
+            build_cache(self.records(split), self.cache_dir, self.image_size, self.grayscale,
+                        desc=f"caching {type(self).__name__} {split}")
+
+    def _frames(self, split: str) -> list[np.ndarray]:
+        return [load_frames(r, self.cache_dir, self.image_size, self.grayscale)
+                for r in self.records(split)]
+
+    def _validation_cut(self, num_frames: int) -> int:
+        """First held-out frame of a training video: at least one clip span is held out (if
+        ``val_fraction > 0``) so that every video yields validation clips when it can."""
+        if self.val_fraction <= 0:
+            return num_frames
+        held_out = max(int(round(num_frames * self.val_fraction)), self.spec.span())
+        return num_frames - held_out if num_frames - held_out >= self.spec.span() else num_frames
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and "train" not in self.datasets:
+            videos = self._frames("train")
+            cuts = [self._validation_cut(len(v)) for v in videos]
+            train_ranges = [(i, 0, cut) for i, cut in enumerate(cuts)]
+            val_ranges = [(i, cut, len(v)) for i, (cut, v) in enumerate(zip(cuts, videos))]
+            train_index = build_clip_index(train_ranges, self.spec, strides=self.train_strides)
+            val_index = build_clip_index(val_ranges, self.spec)
+            if len(train_index) == 0:
+                raise RuntimeError(
+                    f"{type(self).__name__}: no training clip fits: videos are shorter than a "
+                    f"clip span of {self.spec.span()} frames"
+                )
+            self.datasets["train"] = ClipDataset(videos, train_index, self.spec, self.value_range)
+            self.datasets["val"] = ClipDataset(videos, val_index, self.spec, self.value_range)
+        if stage in (None, "test", "predict") and "test" not in self.datasets:
+            videos = self._frames("test")
+            ranges = [(i, 0, len(v)) for i, v in enumerate(videos)]
+            index = build_clip_index(ranges, self.spec, window_step=self.test_window_step,
+                                     cover_end=True)
+            self.datasets["test"] = ClipDataset(videos, index, self.spec, self.value_range)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,71 @@
+"""``python -m vad.evaluate``: re-test a trained checkpoint with the shared evaluation.
+
+Model and data come from the checkpoint's run config (``<run>/.hydra/config.yaml``, found next to
+``checkpoints/``) unless ``use_run_config=false``; the ``eval`` group comes from the command line,
+so the same checkpoint can be re-scored with other options (normalisation, smoothing, θ).
+``scores_csv=<run>/scores.csv`` re-scores saved scores without any model: the cross-check path.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+import vad  # noqa: F401  (registers OmegaConf resolvers)
+from vad.evaluation import report
+from vad.evaluation.evaluator import FrameEvaluator, score_videos
+from vad.train import CONFIG_DIR, build
+from vad.utils import task_wrapper
+
+log = logging.getLogger(__name__)
+
+
+def run_config_of(ckpt_path: Path) -> Path | None:
+    """``<run>/.hydra/config.yaml`` for ``<run>/checkpoints/<name>.ckpt``, if it exists."""
+    candidate = ckpt_path.resolve().parent.parent / ".hydra" / "config.yaml"
+    return candidate if candidate.exists() else None
+
+
+def rescore(cfg: DictConfig) -> dict:
+    """Metrics of a saved ``scores.csv`` under the ``eval`` options of ``cfg``."""
+    names, scores, labels = report.read_scores(Path(cfg.scores_csv))
+    metrics, table, detections = score_videos(
+        names, scores, labels, cfg.eval.normalization, cfg.eval.smoothing_sigma, cfg.eval.threshold)
+    evaluator = FrameEvaluator(**cfg.eval)
+    metrics = {**metrics, **evaluator.policy, "rescored_from": str(cfg.scores_csv)}
+    report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
+    return {f"test/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+@task_wrapper
+def evaluate(cfg: DictConfig) -> dict:
+    if cfg.get("scores_csv"):
+        return rescore(cfg)
+    ckpt_path = Path(cfg.ckpt_path)
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt_path} (set ckpt_path=...)")
+    run_config = run_config_of(ckpt_path) if cfg.use_run_config else None
+    if run_config is not None:
+        trained = OmegaConf.load(run_config)
+        with open_dict(cfg):
+            cfg.model, cfg.data = trained.model, trained.data
+        log.info("model and data config taken from %s", run_config)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer, _ = build(cfg)
+    trainer.test(model=model, datamodule=datamodule, ckpt_path=str(ckpt_path))
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
+def main(cfg: DictConfig) -> None:
+    metrics = evaluate(cfg)
+    log.info("\n%s", "\n".join(f"  {k:<28} {v:.4f}" for k, v in sorted(metrics.items())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The one evaluation path every method shares: scores → frame labels → AUC/EER → files."""

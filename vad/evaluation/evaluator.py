@@ -1,0 +1,180 @@
+"""`FrameEvaluator`: the Lightning callback that turns test-step `FrameScores` into metrics.
+
+It only collects, gathers across processes (dropping duplicates that distributed samplers pad
+in) and calls the pure functions of `vad.evaluation.scores` and `vad.evaluation.metrics`; the
+files are written by `vad.evaluation.report`. Methods never compute metrics themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from vad.evaluation import report
+from vad.evaluation.metrics import frame_metrics
+from vad.evaluation.scores import NORMALIZATIONS, aggregate_window_scores, postprocess, segments
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameTable:
+    """One row per scorable test frame, in video then frame order."""
+
+    video: list[str] = field(default_factory=list)
+    frame: list[np.ndarray] = field(default_factory=list)
+    score: list[np.ndarray] = field(default_factory=list)  # aggregated raw anomaly score
+    normalized: list[np.ndarray] = field(default_factory=list)  # after normalisation + smoothing
+    label: list[np.ndarray] = field(default_factory=list)
+
+
+def score_videos(
+    names: list[str],
+    raw_scores: list[np.ndarray],
+    labels: list[np.ndarray],
+    normalization: str = "minmax",
+    smoothing_sigma: float = 0.0,
+    threshold: float | None = None,
+) -> tuple[dict, FrameTable, dict[str, list[tuple[int, int]]]]:
+    """Metrics of per-video frame scores.
+
+    Args:
+        names: Video ids.
+        raw_scores: Per video, one anomaly score per frame, NaN where no clip scores the frame.
+        labels: Per video, ``bool[num_frames]``.
+        normalization: ``minmax``, ``min_over_max`` or ``none`` (per video).
+        smoothing_sigma: Gaussian temporal smoothing σ (frames), after normalisation.
+        threshold: Optional θ on the regularity score 1 − normalised score; frames below it
+            are detections (paper 002, §III-C).
+
+    Returns:
+        ``(metrics, table, detections)``: the metrics dict, the per-frame table and, if a
+        threshold is given, the detected anomalous segments per video (0-based, inclusive).
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    table = FrameTable()
+    excluded = 0
+    for name, raw, y in zip(names, raw_scores, labels):
+        if len(raw) != len(y):
+            raise ValueError(f"video {name!r}: {len(raw)} scored frame slots, {len(y)} labels")
+        scorable = ~np.isnan(raw)
+        excluded += int((~scorable).sum())
+        if not scorable.any():
+            log.warning("video %s: no frame could be scored (shorter than a clip)", name)
+            continue
+        table.video.append(name)
+        table.frame.append(np.flatnonzero(scorable))
+        table.score.append(raw[scorable])
+        table.normalized.append(postprocess(raw[scorable], normalization, smoothing_sigma))
+        table.label.append(np.asarray(y, bool)[scorable])
+    smoothed_raw = [postprocess(s, "none", smoothing_sigma) for s in table.score]
+    metrics = frame_metrics(table.normalized, smoothed_raw, table.label)
+    single_class = [v for v, y in zip(table.video, table.label) if y.all() or not y.any()]
+    if single_class:
+        log.info("auc_macro skips %d video(s) with a single class: %s", len(single_class),
+                 ", ".join(single_class))
+    metrics.update({
+        "num_videos": len(table.video),
+        "num_frames": int(sum(len(f) for f in table.frame)),
+        "num_anomalous_frames": int(sum(y.sum() for y in table.label)),
+        "excluded_frames": excluded,
+        "macro_skipped_videos": single_class,
+    })
+    detections = {}
+    if threshold is not None:
+        flags = [1 - s < threshold for s in table.normalized]
+        detections = {v: segments(f) for v, f in zip(table.video, flags)}
+        pred, truth = np.concatenate(flags), np.concatenate(table.label)
+        tp = float((pred & truth).sum())
+        precision = tp / max(pred.sum(), 1)
+        recall = tp / max(truth.sum(), 1)
+        metrics.update({
+            "threshold": threshold,
+            "detection_precision": precision,
+            "detection_recall": recall,
+            "detection_f1": 2 * precision * recall / max(precision + recall, 1e-12),
+        })
+    return metrics, table, detections
+
+
+class FrameEvaluator(L.Callback):
+    """Collects test scores keyed by (video, frame), computes and logs ``test/*`` metrics and
+    writes ``metrics.json``, ``scores.csv``, plots and detections to ``output_dir``.
+
+    Args:
+        normalization: Per-video normalisation (`vad.evaluation.scores`).
+        smoothing_sigma: Gaussian temporal smoothing σ in frames (0: none), after normalisation.
+        window_aggregation: How several clips' scores of one frame combine (mean/max/min).
+        threshold: Optional θ on the regularity score for frame/segment detections.
+        output_dir: Run directory for the files; ``None`` writes nothing.
+        plots: Write a regularity plot per test video and a ROC plot.
+    """
+
+    def __init__(
+        self,
+        normalization: str = "minmax",
+        smoothing_sigma: float = 0.0,
+        window_aggregation: str = "mean",
+        threshold: float | None = None,
+        output_dir: str | None = None,
+        plots: bool = True,
+    ) -> None:
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"eval.normalization must be one of {NORMALIZATIONS}")
+        self.normalization = normalization
+        self.smoothing_sigma = float(smoothing_sigma)
+        self.window_aggregation = window_aggregation
+        self.threshold = threshold
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.plots = plots
+        self._rows: list[torch.Tensor] = []
+        self.metrics: dict = {}
+
+    @property
+    def policy(self) -> dict:
+        return {"normalization": self.normalization, "smoothing_sigma": self.smoothing_sigma,
+                "window_aggregation": self.window_aggregation, "threshold": self.threshold,
+                "score_direction": "higher = more anomalous; regularity = 1 - normalized score"}
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self._rows = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        n_targets = outputs.frames.shape[1]
+        self._rows.append(torch.stack([
+            outputs.index.repeat_interleave(n_targets).double(),
+            outputs.video.repeat_interleave(n_targets).double(),
+            outputs.frames.reshape(-1).double(),
+            outputs.score.reshape(-1).double(),
+        ], dim=1).detach())
+
+    def _gather(self, pl_module) -> np.ndarray:
+        rows = torch.cat(self._rows) if self._rows else torch.zeros(0, 4, dtype=torch.float64)
+        if pl_module.trainer.world_size > 1:
+            rows = pl_module.all_gather(rows.to(pl_module.device)).reshape(-1, 4)
+        rows = rows.cpu().numpy()
+        _, first = np.unique(rows[:, [0, 2]], axis=0, return_index=True)
+        return rows[np.sort(first)]
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        rows = self._gather(pl_module)
+        records = trainer.datamodule.test_records
+        raw = aggregate_window_scores(rows[:, 1].astype(int), rows[:, 2].astype(int), rows[:, 3],
+                                      [r.num_frames for r in records], self.window_aggregation)
+        metrics, table, detections = score_videos(
+            [r.name for r in records], raw, [r.labels for r in records],
+            self.normalization, self.smoothing_sigma, self.threshold)
+        log.info("excluded %d unscorable frames of %d", metrics["excluded_frames"],
+                 sum(r.num_frames for r in records))
+        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        pl_module.log_dict({f"test/{k}": v for k, v in numeric.items()}, sync_dist=False,
+                           rank_zero_only=True)
+        self.metrics = {**metrics, **self.policy, "label_source": trainer.datamodule.label_source}
+        if self.output_dir is not None and trainer.is_global_zero:
+            report.write_all(self.output_dir, self.metrics, table, detections, plots=self.plots)

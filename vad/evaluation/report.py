@@ -1,0 +1,124 @@
+"""Files a test run leaves in its run directory: the run dir holds the truth.
+
+``metrics.json`` (every metric and the policy used), ``scores.csv`` (video, frame, score,
+score_normalized, label), ``detections.csv`` (segments under the regularity threshold, if one is
+set), ``plots/regularity_<video>.png`` (like the papers' figures, anomalous frames shaded) and
+``plots/roc.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from vad.evaluation.metrics import roc
+from vad.evaluation.scores import segments
+
+
+def _jsonable(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    path.write_text(json.dumps({k: _jsonable(v) for k, v in metrics.items()}, indent=2) + "\n")
+
+
+def write_scores(path: Path, table) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "frame", "score", "score_normalized", "label"])
+        for video, frames, raw, norm, labels in zip(table.video, table.frame, table.score,
+                                                     table.normalized, table.label):
+            for row in zip(frames, raw, norm, labels):
+                writer.writerow([video, int(row[0]), f"{row[1]:.8g}", f"{row[2]:.8g}", int(row[3])])
+
+
+def write_detections(path: Path, detections: dict[str, list[tuple[int, int]]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "first_frame", "last_frame", "num_frames"])
+        for video, spans in detections.items():
+            for first, last in spans:
+                writer.writerow([video, first, last, last - first + 1])
+
+
+def plot_regularity(path: Path, video: str, frames, normalized, labels, threshold=None) -> None:
+    """Regularity score 1 − normalised anomaly score over time, ground truth shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.6))
+    for first, last in segments(np.asarray(labels)):
+        ax.axvspan(frames[first] - 0.5, frames[last] + 0.5, color="tab:red", alpha=0.2, lw=0)
+    ax.plot(frames, 1 - np.asarray(normalized), color="tab:blue", lw=1.2, label="regularity")
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"θ = {threshold}")
+    ax.set(xlabel="frame", ylabel="regularity score", title=f"video {video}  (red: anomalous)")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_roc(path: Path, scores: np.ndarray, labels: np.ndarray, auc_value: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fpr, tpr = roc(scores, labels)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(fpr, tpr, lw=1.5, label=f"AUC {auc_value:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.plot([0, 1], [1, 0], color="grey", ls="--", lw=0.8, label="EER line")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="frame-level ROC")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_all(output_dir: Path, metrics: dict, table, detections: dict, plots: bool = True) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_metrics(output_dir / "metrics.json", metrics)
+    write_scores(output_dir / "scores.csv", table)
+    if detections:
+        write_detections(output_dir / "detections.csv", detections)
+    if plots:
+        plot_dir = output_dir / "plots"
+        plot_dir.mkdir(exist_ok=True)
+        for video, frames, norm, labels in zip(table.video, table.frame, table.normalized,
+                                                table.label):
+            plot_regularity(plot_dir / f"regularity_{video}.png", video, frames, norm, labels,
+                            metrics.get("threshold"))
+        plot_roc(plot_dir / "roc.png", np.concatenate(table.normalized),
+                 np.concatenate(table.label), metrics["auc_micro"])
+
+
+def read_scores(path: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Read a ``scores.csv`` back as per-video raw scores (NaN where unscored) and labels."""
+    rows: dict[str, list[tuple[int, float, int]]] = {}
+    with Path(path).open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.setdefault(row["video"], []).append(
+                (int(row["frame"]), float(row["score"]), int(row["label"])))
+    names, scores, labels = [], [], []
+    for video, entries in rows.items():
+        n = max(f for f, _, _ in entries) + 1
+        s, y = np.full(n, np.nan), np.zeros(n, bool)
+        for f, value, label in entries:
+            s[f], y[f] = value, bool(label)
+        names.append(video)
+        scores.append(s)
+        labels.append(y)
+    return names, scores, labels

@@ -1,0 +1,84 @@
+"""`VADModule`: what every method's LightningModule shares, and nothing else.
+
+A method implements `losses` (a dict of named loss terms with the total under ``"loss"``) and
+`score` (``(B, n_targets)`` anomaly scores, higher = more anomalous, for the clip's target
+frames), plus `configure_optimizers` through the ``optimizer``/``scheduler`` partials. This class
+logs the loss terms and turns test/predict batches into `FrameScores` for the shared evaluation
+(`vad.evaluation.evaluator.FrameEvaluator`), which does all labelling, normalisation and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import lightning as L
+import torch
+
+from vad.data.datamodule import ClipBatch
+
+
+class FrameScores(NamedTuple):
+    """Scores of one batch, keyed by (video, frame) and by the clip that produced them."""
+
+    video: torch.Tensor  # (B,)
+    frames: torch.Tensor  # (B, n_targets)
+    score: torch.Tensor  # (B, n_targets), higher = more anomalous
+    index: torch.Tensor  # (B,) clip index, to drop duplicates padded in by distributed samplers
+
+
+class VADModule(L.LightningModule):
+    """Base LightningModule: loss logging, validation on held-out normal clips, test scoring.
+
+    Args:
+        optimizer: A ``torch.optim`` optimizer partial (``_partial_: true`` in the config).
+        scheduler: An optional LR-scheduler partial.
+    """
+
+    def __init__(
+        self,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+
+    # -- what a method implements -----------------------------------------------------------------
+    def losses(self, batch: ClipBatch) -> dict[str, torch.Tensor]:
+        """Named loss terms for ``batch``; the total is under ``"loss"``."""
+        raise NotImplementedError
+
+    def score(self, batch: ClipBatch) -> torch.Tensor:
+        """``(B, n_targets)`` anomaly scores of the batch's target frames, higher = anomalous."""
+        raise NotImplementedError
+
+    # -- shared steps -----------------------------------------------------------------------------
+    def log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
+        on_step = stage == "train"
+        for name, value in losses.items():
+            key = f"{stage}/{name}" if name == "loss" else f"{stage}/loss_{name}"
+            self.log(key, value, on_step=on_step, on_epoch=True, prog_bar=name == "loss",
+                     batch_size=batch_size, sync_dist=not on_step)
+
+    def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
+        losses = self.losses(batch)
+        self.log_losses("train", losses, len(batch.clip))
+        return losses["loss"]
+
+    def validation_step(self, batch: ClipBatch, batch_idx: int) -> None:
+        self.log_losses("val", self.losses(batch), len(batch.clip))
+
+    def test_step(self, batch: ClipBatch, batch_idx: int) -> FrameScores:
+        return FrameScores(batch.video, batch.frames, self.score(batch).float(), batch.index)
+
+    def predict_step(self, batch: ClipBatch, batch_idx: int) -> FrameScores:
+        return self.test_step(batch, batch_idx)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                 "interval": "epoch"}}

@@ -1,0 +1,42 @@
+"""Frame scores from reconstruction or prediction errors, shared by every method.
+
+Each function takes images ``(..., C, H, W)`` and returns one score per frame (``...``).
+Higher means more anomalous.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def frame_error_sum(target: torch.Tensor, output: torch.Tensor, p: int = 1) -> torch.Tensor:
+    """``e(t) = Σ_{x,y} |I - Î|^p`` summed over pixels and channels (paper 002, Eq. 10-11, p=1)."""
+    return (target - output).abs().pow(p).flatten(-3).sum(-1)
+
+
+def frame_mse(target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per frame."""
+    return (target - output).pow(2).flatten(-3).mean(-1)
+
+
+def frame_psnr(target: torch.Tensor, output: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """Negative PSNR per frame, so that higher is more anomalous (future-frame-prediction style)."""
+    return -10 * torch.log10(peak**2 / frame_mse(target, output).clamp_min(1e-10))
+
+
+def patch_max_error(error_map: torch.Tensor, patch_size: int, stride: int | None = None) -> torch.Tensor:
+    """Largest mean error over square patches (DESDnet's score, paper 000 Eq. 5-6).
+
+    Args:
+        error_map: ``(..., C, H, W)`` per-pixel errors (e.g. squared differences).
+        patch_size: Patch side in pixels.
+        stride: Patch step; defaults to ``patch_size`` (non-overlapping patches).
+
+    Returns:
+        ``(...)`` the mean error of the worst patch of each frame.
+    """
+    lead = error_map.shape[:-3]
+    maps = error_map.reshape(-1, *error_map.shape[-3:]).mean(-3, keepdim=True)
+    pooled = F.avg_pool2d(maps, patch_size, stride or patch_size)
+    return pooled.flatten(1).amax(1).reshape(lead)

@@ -1,0 +1,73 @@
+"""``python -m vad.train``: fit a method on a dataset, test the best checkpoint, return the metric.
+
+Everything is instantiated from the Hydra config (``conf/train.yaml``); this file never
+branches on a model or dataset name.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig
+
+import vad  # noqa: F401  (registers OmegaConf resolvers)
+from vad.evaluation.evaluator import FrameEvaluator
+from vad.utils import (
+    get_metric_value,
+    instantiate_callbacks,
+    instantiate_loggers,
+    log_hyperparameters,
+    task_wrapper,
+)
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def build(cfg: DictConfig):
+    """Datamodule, model, trainer (with the evaluator appended unconditionally) from ``cfg``."""
+    # Plain dicts/lists, so that checkpoints hold no OmegaConf objects (weights-only loading).
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="object")
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model, _convert_="object")
+    evaluator = FrameEvaluator(**cfg.eval, output_dir=cfg.paths.output_dir)
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), evaluator]
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    return datamodule, model, trainer, evaluator
+
+
+@task_wrapper
+def train(cfg: DictConfig) -> tuple[dict, dict]:
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer, evaluator = build(cfg)
+    log_hyperparameters(cfg, model, trainer)
+
+    if cfg.get("train", True):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    if cfg.get("test", True):
+        has_best = trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
+        if not has_best:
+            log.warning("no best checkpoint (fast_dev_run or no checkpoint callback): testing the last weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path="best" if has_best else None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        log.info("test metrics (written to %s/metrics.json):\n%s", cfg.paths.output_dir,
+                 "\n".join(f"  {k:<28} {v:.4f}" for k, v in sorted(metrics.items())
+                           if k.startswith("test/")))
+    return metrics, {"datamodule": datamodule, "model": model, "trainer": trainer,
+                     "evaluator": evaluator}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    metrics, _ = train(cfg)
+    return get_metric_value(metrics, cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Small helpers for the entry points (after lightning-hydra-template's ``src/utils``)."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+import hydra
+from lightning import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def task_wrapper(task: Callable) -> Callable:
+    """Run ``task(cfg)``; on failure write the traceback into the run dir; always close W&B."""
+
+    @wraps(task)
+    def wrapped(cfg: DictConfig):
+        try:
+            return task(cfg)
+        except Exception:
+            output_dir = Path(cfg.paths.output_dir)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / "error.txt").write_text(traceback.format_exc())
+            log.exception("task failed; traceback written to %s", output_dir / "error.txt")
+            raise
+        finally:
+            import sys
+
+            if "wandb" in sys.modules:
+                import wandb
+
+                if wandb.run is not None:
+                    wandb.finish()
+
+    return wrapped
+
+
+def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
+    """Every ``_target_`` entry of the ``callbacks`` group; ``null`` gives none."""
+    if not cfg:
+        return []
+    return [hydra.utils.instantiate(c) for c in cfg.values() if c and "_target_" in c]
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
+    if not cfg:
+        return []
+    return [hydra.utils.instantiate(c) for c in cfg.values() if c and "_target_" in c]
+
+
+def log_hyperparameters(cfg: DictConfig, model, trainer) -> None:
+    """Send the composed config and parameter counts to every logger."""
+    if not trainer.loggers:
+        return
+    params = OmegaConf.to_container(cfg, resolve=True)
+    params["model/params/total"] = sum(p.numel() for p in model.parameters())
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
+
+
+def get_metric_value(metrics: dict, name: str | None) -> float | None:
+    """The optimised metric for a sweeper; fails loudly, naming the key, if it was never logged."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(
+            f"optimized_metric {name!r} was not logged; logged metrics: {sorted(metrics)}. "
+            "Set optimized_metric to one of them."
+        )
+    return float(metrics[name])
