@@ -22,18 +22,25 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from vad.data.decode import CorruptVideoError, check_frame_count, decode_record, iter_record_batches
+from vad.data.decode import (
+    CorruptVideoError,
+    check_frame_count,
+    decode_record,
+    iter_record_batches,
+)
 from vad.data.records import VideoRecord
 
 log = logging.getLogger(__name__)
 
 # Bump when decoding changes what lands in a cache (resize filter, colour conversion).
 CACHE_VERSION = 2
+CACHE_THREADS = max(1, min(4, os.cpu_count() or 1))  # videos decoded at once by `build_cache`
 
 
 def cache_key(record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool) -> str:
@@ -43,7 +50,9 @@ def cache_key(record: VideoRecord, image_size: tuple[int, int] | None, grayscale
     folders: dict[Path, Path] = {}  # resolve each folder once, not each of thousands of frames
     for path in paths:
         path = Path(path)
-        folder = folders.setdefault(path.parent, path.parent.resolve())
+        folder = folders.get(path.parent)
+        if folder is None:
+            folder = folders[path.parent] = path.parent.resolve()
         stat = path.stat()
         digest.update(f"{folder / path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     size = None if image_size is None else tuple(int(v) for v in image_size)
@@ -103,12 +112,14 @@ def _write(record: VideoRecord, path: Path, image_size, grayscale: bool) -> None
             filled += len(batch)
         check_frame_count(record, filled)
         if out is None:
-            raise ValueError(f"video {record.name!r} has no frames")
+            raise CorruptVideoError(f"video {record.name!r} ({record.source_description}) has "
+                                    f"no frames")
         out.flush()
         del out  # close the map before the rename (required on Windows)
         out = None
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())  # the data is on disk before the name says it is whole
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache must stay readable
         os.replace(tmp, path)
     finally:
         del out
@@ -137,11 +148,17 @@ def build_cache(
                         grayscale) is None
     ]
     total = sum(r.num_frames for r in todo)
-    with tqdm(total=total, desc=desc, unit="frame", disable=not todo) as bar:
-        for record in todo:
-            _write(record, cache_path(record, cache_dir, image_size, grayscale), image_size,
-                   grayscale)
-            bar.update(record.num_frames)
+
+    def write(record: VideoRecord) -> int:
+        _write(record, cache_path(record, cache_dir, image_size, grayscale), image_size,
+               grayscale)
+        return record.num_frames
+
+    # decord (through ctypes) and OpenCV release the GIL: videos decode in parallel threads.
+    with tqdm(total=total, desc=desc, unit="frame", disable=not todo) as bar, \
+            ThreadPoolExecutor(CACHE_THREADS) as pool:
+        for done in pool.map(write, todo):
+            bar.update(done)
 
 
 def load_frames(

@@ -1,0 +1,85 @@
+"""UCSD Ped1 and Ped2 (`data=ped1`, `data=ped2`): pedestrian walkways seen from a fixed camera.
+
+Mahadevan, Li, Bhalodia and Vasconcelos, "Anomaly Detection in Crowded Scenes", CVPR 2010.
+http://www.svcl.ucsd.edu/projects/anomaly/dataset.htm. No licence is stated; the authors ask
+that users cite the paper. Anomalies are non-pedestrians (bikes, skaters, carts, wheelchairs)
+and pedestrians walking across the walkway or on the grass. Grey frames at 10 fps.
+
+| | train videos / frames | test videos / frames | anomalous test frames | size |
+| --- | --- | --- | --- | --- |
+| Ped1 | 34 / 6,800 | 36 / 7,200 | 4,045 | 238×158 |
+| Ped2 | 16 / 2,550 | 12 / 2,010 | 1,648 | 360×240 |
+
+Layouts read (``data.layout=auto`` tries ``ucsd`` then ``common``; see `vad.data.layouts`)::
+
+    UCSDped2/                      # ucsd: the original release (root may also be its parent)
+      Train/Train001/001.tif ...
+      Test/Test001/001.tif ...
+      Test/Test001_gt/001.bmp ...  # pixel masks: not a video; in record.extras["pixel_masks"]
+      Test/UCSDped2.m              # TestVideoFile{end+1}.gt_frame = [61:180];
+
+    ped2/                          # common: frames or videos per split
+      training/frames/01/000.jpg ...     or  training/videos/01.mp4 ...
+      testing/frames/01/000.jpg ...      or  testing/videos/01.mp4 ...
+      ped2.mat                     # gt: per video a 2xK [start; end] array, 1-based inclusive
+
+The ``.m`` and ``.mat`` label files agree frame for frame (tested on the real files).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from vad.data.datamodule import VideoDataModule
+from vad.data.layouts import DatasetRecords, read_dataset
+from vad.data.records import VideoRecord
+
+
+class _UCSDPedDataModule(VideoDataModule):
+    """Shared by Ped1 and Ped2, which differ only in their name and folder.
+
+    Args:
+        root: The dataset folder (``UCSDpedN`` or its parent, or a common-layout folder).
+        layout: ``auto``, ``ucsd``, ``common``, ``frames`` or ``videos``.
+        labels: Label file (``.m`` or ``gt`` ``.mat``), absolute or relative to ``root``; None
+            uses the layout's own (``Test/UCSDpedN.m`` or ``pedN.mat``).
+        **kwargs: `VideoDataModule` arguments.
+    """
+
+    dataset = ""
+
+    def __init__(self, root: str, layout: str = "auto", labels: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.root = root
+        self.layout = layout
+        self.labels = labels
+
+    @cached_property
+    def found(self) -> DatasetRecords:
+        """The dataset as found on disk (read once)."""
+        return read_dataset(self.dataset, self.root, self.layout, self.labels)
+
+    @property
+    def label_source(self) -> str:
+        return self.found.label_source
+
+    def load_records(self, split: str) -> list[VideoRecord]:
+        return self.found.split(split)
+
+
+class Ped1DataModule(_UCSDPedDataModule):
+    """UCSD Ped1 (`data=ped1`); see the module docstring for layouts and counts."""
+
+    dataset = "ped1"
+
+    def __init__(self, root: str = "data/ped1", **kwargs) -> None:
+        super().__init__(root=root, **kwargs)
+
+
+class Ped2DataModule(_UCSDPedDataModule):
+    """UCSD Ped2 (`data=ped2`); see the module docstring for layouts and counts."""
+
+    dataset = "ped2"
+
+    def __init__(self, root: str = "data/ped2", **kwargs) -> None:
+        super().__init__(root=root, **kwargs)

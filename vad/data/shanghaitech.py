@@ -1,0 +1,77 @@
+"""ShanghaiTech Campus (`data=shanghaitech`): 13 campus scenes, each from its own camera.
+
+Liu, Luo, Lian and Gao, "Future Frame Prediction for Anomaly Detection -- A New Baseline",
+CVPR 2018. https://svip-lab.github.io/dataset/campus_dataset.html. Licence: the terms on the
+dataset page; cite the paper. Anomalies are bikes, skateboards, vehicles, chasing, fighting,
+throwing. RGB frames, 856×480.
+
+| | videos | frames | anomalous frames |
+| --- | --- | --- | --- |
+| train | 330 | 274,515 | (normal only) |
+| test | 107 | 40,791 | 17,326 by ``test_frame_mask`` |
+
+Papers quote 42,883 test frames; the released frame masks, and so the scored frames, cover
+40,791. The test videos come from scenes 01-12.
+
+Video names are ``<scene>_<number>``: ``scenes=[1]`` trains and tests on camera 01 alone (the
+per-camera protocol of paper 003); ``null`` uses every scene. Test records carry
+``extras["scene"]`` and, when present, ``extras["pixel_mask_file"]``.
+
+Layout read (``common``; the release itself mixes videos for training and frames for testing)::
+
+    shanghaitech/
+      training/videos/01_001.avi ...        (or training/frames/01_001/000.jpg ...)
+      testing/frames/01_0014/000.jpg ...    (or testing/videos/01_0014.avi ...)
+      testing/test_frame_mask/01_0014.npy   # 0/1 per frame
+      testing/test_pixel_mask/01_0014.npy   # pixel masks (kept reachable, not read)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+
+from vad.data.datamodule import VideoDataModule
+from vad.data.layouts import DatasetRecords, read_dataset
+from vad.data.records import VideoRecord
+
+
+class ShanghaiTechDataModule(VideoDataModule):
+    """ShanghaiTech Campus; see the module docstring for the layout and counts.
+
+    Args:
+        root: The dataset folder.
+        layout: ``auto``, ``common``, ``frames`` or ``videos``.
+        labels: Label folder or file, absolute or relative to ``root``; None uses
+            ``testing/test_frame_mask``.
+        scenes: Scene numbers to keep (e.g. ``[1]``); None keeps all.
+        **kwargs: `VideoDataModule` arguments (``grayscale`` defaults to False here).
+    """
+
+    def __init__(
+        self,
+        root: str = "data/shanghaitech",
+        layout: str = "auto",
+        labels: str | None = None,
+        scenes: Sequence[int] | None = None,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("grayscale", False)  # an RGB dataset
+        super().__init__(**kwargs)
+        self.root = root
+        self.layout = layout
+        self.labels = labels
+        self.scenes = list(scenes) if scenes is not None else None
+
+    @cached_property
+    def found(self) -> DatasetRecords:
+        """The dataset as found on disk (read once)."""
+        return read_dataset("shanghaitech", self.root, self.layout, self.labels, self.scenes)
+
+    @property
+    def label_source(self) -> str:
+        scenes = "all scenes" if self.scenes is None else f"scenes {self.scenes}"
+        return f"{self.found.label_source}; {scenes}"
+
+    def load_records(self, split: str) -> list[VideoRecord]:
+        return self.found.split(split)
