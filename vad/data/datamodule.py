@@ -68,8 +68,10 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> ClipBatch:
         video, start, step = (int(v) for v in self.index[i])
-        frames = np.asarray(self.videos[video][start + self.offsets * step])  # (T, H, W, C)
-        clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float() * self.scale + self.shift
+        frames = self.videos[video][start + self.offsets * step]  # (T, H, W, C) uint8
+        if not isinstance(frames, torch.Tensor):
+            frames = torch.from_numpy(np.asarray(frames))
+        clip = frames.permute(3, 0, 1, 2).float() * self.scale + self.shift
         targets = torch.from_numpy(start + self.targets * step)
         return ClipBatch(clip, torch.tensor(video), targets, torch.tensor(i))
 
@@ -91,6 +93,9 @@ class VideoDataModule(L.LightningDataModule):
         test_window_step: Frames between test window starts (1 scores every window).
         cache_dir: Where decoded videos are cached; ``None`` decodes into memory.
         pin_memory: Pin host memory for faster host-to-GPU copies.
+        device_resident: Hold every decoded frame (uint8) on the training device, so that clips
+            are sliced there and training is never input-bound (Ped2 at 256×256 grey is about
+            600 MB); needs ``num_workers: 0``.
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class VideoDataModule(L.LightningDataModule):
         test_window_step: int = 1,
         cache_dir: str | None = None,
         pin_memory: bool = False,
+        device_resident: bool = False,
     ) -> None:
         super().__init__()
         self.spec = clip if isinstance(clip, ClipSpec) else ClipSpec(**clip)
@@ -120,7 +126,10 @@ class VideoDataModule(L.LightningDataModule):
         self.train_strides = tuple(train_strides)
         self.test_window_step = test_window_step
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.pin_memory = pin_memory
+        self.pin_memory = pin_memory and not device_resident
+        self.device_resident = device_resident
+        if device_resident and num_workers:
+            raise ValueError("device_resident data is sliced on the device: set num_workers=0")
         self.datasets: dict[str, ClipDataset] = {}
         self._records: dict[str, list[VideoRecord]] = {}
 
@@ -151,9 +160,13 @@ class VideoDataModule(L.LightningDataModule):
             build_cache(self.records(split), self.cache_dir, self.image_size, self.grayscale,
                         desc=f"caching {type(self).__name__} {split}")
 
-    def _frames(self, split: str) -> list[np.ndarray]:
-        return [load_frames(r, self.cache_dir, self.image_size, self.grayscale)
-                for r in self.records(split)]
+    def _frames(self, split: str) -> list[np.ndarray] | list[torch.Tensor]:
+        frames = [load_frames(r, self.cache_dir, self.image_size, self.grayscale)
+                  for r in self.records(split)]
+        if not self.device_resident:
+            return frames
+        device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        return [torch.from_numpy(np.ascontiguousarray(f)).to(device) for f in frames]
 
     def _validation_cut(self, num_frames: int) -> int:
         """First held-out frame of a training video: at least one clip span is held out (if

@@ -30,9 +30,9 @@ from vad.data.records import VideoRecord
 NORMAL_SHAPES = ("square", "disc")
 ANOMALY_KINDS = ("appearance", "fast", "reverse")
 OBJECT_BRIGHTNESS = 200.0
-CHECKER_CONTRAST = 55.0  # the anomalous texture alternates brightness ± this, same mean
+CHECKER_CONTRAST = 70.0  # the anomalous texture alternates brightness ± this, same mean
 EXPOSURE_SAMPLES = 5  # sub-frame positions averaged over one frame interval (motion blur)
-OBJECT_RADIUS = 4.5  # pixels at size 64; every shape has about (2r)^2 pixels of area
+OBJECT_RADIUS = 5.5  # pixels at size 64; every shape has about (2r)^2 pixels of area
 NORMAL_SPEED = (0.8, 1.4)  # pixels per frame at size 64
 FAST_FACTOR = (2.5, 3.5)
 

@@ -1,0 +1,40 @@
+"""Every config in conf/ composes and instantiates."""
+
+from pathlib import Path
+
+import hydra
+import pytest
+
+from tests.helpers import CONF, compose_config
+
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+DATASETS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("data", DATASETS)
+@pytest.mark.parametrize("model", MODELS)
+def test_model_and_data_instantiate(tmp_path: Path, model: str, data: str):
+    cfg = compose_config(tmp_path, f"model={model}", f"data={data}")
+    net = hydra.utils.instantiate(cfg.model, _convert_="object")
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="object")
+    assert sum(p.numel() for p in net.parameters()) > 0
+    assert datamodule.spec.length == cfg.model.clip.length
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes(tmp_path: Path, experiment: str):
+    cfg = compose_config(tmp_path, f"experiment={experiment}")
+    hydra.utils.instantiate(cfg.model, _convert_="object")
+    hydra.utils.instantiate(cfg.data, _convert_="object")
+    assert cfg.trainer.max_epochs >= 1
+
+
+def test_unknown_group_value_fails_clearly(tmp_path: Path):
+    with pytest.raises(Exception, match="Could not find 'model/nosuchmodel'"):
+        compose_config(tmp_path, "model=nosuchmodel")
+
+
+def test_unknown_key_fails_clearly(tmp_path: Path):
+    with pytest.raises(Exception, match="nosuchkey"):
+        compose_config(tmp_path, "model.nosuchkey=1")
