@@ -79,3 +79,15 @@ def test_cli_prints_config_and_rejects_unknown_key(tmp_path: Path):
                           f"hydra.run.dir={tmp_path}"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "nosuchkey" in bad.stderr
+
+
+def test_multirun_writes_one_run_dir_per_job(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "vad.train", "-m", "debug=fdr", "seed=1,2",
+         f"hydra.sweep.dir={tmp_path}", "data.num_train_videos=2", "data.num_test_videos=3"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for job in ("0", "1"):
+        saved = json.loads((tmp_path / job / "metrics.json").read_text())
+        assert 0 <= saved["auc_micro"] <= 1 and saved["excluded_frames"] > 0  # one test batch
+    assert (tmp_path / "multirun.yaml").exists()

@@ -1,0 +1,518 @@
+"""DESDnet: dual-encoder single-decoder network with reverse erasure and a compact feature loss.
+
+Zhong, Chen, Jiang & Ren, "Reverse erasure guided spatio-temporal autoencoder with compact
+feature representation for video anomaly detection", Sci China Inf Sci 65(9):194101, 2022
+(paper 000, a 3-page letter).
+
+Idea: the current frame I_t is reconstructed from two encoders, a *reconstruction encoder* that sees
+I_t (appearance) and a *prediction encoder* that sees the Δ past frames I_{t−Δ}..I_{t−1} (motion),
+fused by a 1×1 convolution + tanh and decoded with skip connections from the prediction encoder.
+Two training devices: **reverse erasure** — after every iteration the pixels of I_t that were
+reconstructed better than the frame's mean error are erased (set to 0) from that sample's Δ+1
+input frames in the next epoch, so the encoders attend to the hard foreground while every loss
+still targets the raw frames; and a **deep-SVDD compact loss** — a *mapping encoder* maps Î_t to a
+feature Φ that is pulled into a hypersphere around the mean feature c of the epoch-1 model's
+reconstructions, making reconstructions of normal frames alike. A frame's anomaly score is the
+mean squared error of its worst patch.
+
+Paper symbols → arguments:
+
+=====================  ===========================================================================
+Δ (past frames)        ``clip.length - 1`` (the clip is I_{t−Δ}..I_t, ``clip.target=last``)
+I′ (erased frames)     `DESDnetModule.erase`; mask bank updated by `DESDnetModule.update_masks`
+erasure threshold      ``erasure.threshold_scale`` × the frame's mean error (paper: × 1)
+fusion, 512 channels   ``net.fusion_channels``
+λ_int, λ_rgb           ``loss.lambda_int``, ``loss.lambda_rgb``
+λ_compact              ``loss.lambda_compact``
+N (Eq. 3)              Δ
+Φ(·; W), c, R, ν       `DESDnet.features`, `vad.models.blocks.svdd.Hypersphere` (``svdd.nu``)
+P, |P| (Eq. 5)         ``score.patch_size``, ``score.stride``
+=====================  ===========================================================================
+
+Equations: Eq. (1) total loss, Eq. (2) L_int and Eq. (3) L_rgb in `DESDnetModule.loss_terms`;
+Eq. (4) L_compact in `vad.models.blocks.svdd.soft_boundary_loss`; Eq. (5) patch score and the
+max over patches in `DESDnetModule.score` (via `vad.models.blocks.scoring.patch_max_error`);
+Eq. (6) per-video min–max normalisation and the Gaussian temporal smoothing are done by the shared
+evaluation (``eval`` config), in that order, never here.
+
+The letter leaves most details to supporting information we do not have. Our choices and our
+readings of its ambiguities, all configurable (none of them is the paper's):
+
+* Backbone: a U-Net like the future-frame-prediction generator the letter builds on (Liu et al.,
+  CVPR 2018): ``depth`` levels of two 3×3 conv–BN–ReLU with 2×2 max-pooling, channels
+  ``base_channels · 2^i`` (64…512 at depth 4 in the Ped2 experiment), decoder with 2×2 transposed
+  convolutions; linear output (no squashing); 256×256 grey frames in [0, 1] for Ped2, Δ = 4.
+* The Δ past frames are fed to the prediction encoder stacked as channels (``Δ·C`` input
+  channels), oldest first.
+* Skips: from every prediction-encoder level above the bottleneck to the decoder (the paper says
+  only "skip connections between the prediction encoder and decoder"); the reconstruction
+  encoder contributes its bottleneck only, through the fusion.
+* Φ: the mapping encoder's bottleneck, global-average-pooled to a vector of ``channels[-1]``.
+* Ambiguity: ‖·‖²₂ in Eq. 2–3 is read as the mean squared error over pixels (a constant factor
+  absorbed by the λ's); ``argmax{0, ·}`` in Eq. 4 as max; n in Eq. 4 as the batch size.
+* Ambiguity: the erasure mask comes from the Î_t of the training iteration itself (computed on
+  that iteration's erased input, before the optimiser step); its error map is the squared error
+  averaged over channels; mask = 1 where error > ``threshold_scale`` × the frame's mean error.
+  Masks are double-buffered: the masks read in epoch e are those written in epoch e − 1, so
+  epoch 1 trains on raw frames. ``erasure.enabled=false`` switches erasure off (ours; the paper
+  always erases); ``threshold_scale`` is ours too (1.0 is the paper). The bank keeps one bit per
+  pixel per training clip on the module's device (all-gathered across processes under DDP), is
+  saved in checkpoints under ``desdnet_masks`` so that a resumed run erases as before, and
+  ``train/erasure_kept`` logs the fraction of pixels kept.
+* The centre c: mean Φ over the training clips, computed once in an extra no-grad pass at the end
+  of epoch 1, model in eval mode, raw (unerased) inputs (Ambiguity: the paper only says "the
+  reconstruction frames extracted by the first epoch training model"); fixed thereafter. The
+  compact term starts in epoch 2.
+* R (not specified by the paper): ``svdd.update_radius=true`` sets R to the (1 − ν)-quantile of
+  ‖Φ − c‖ after every epoch — from the centre pass after epoch 1, then from the distances seen
+  in the epoch's training steps — as Ruff et al.'s soft-boundary Deep SVDD does; R gets no
+  gradient. ``false`` keeps R at ``svdd.radius`` (0: one-class Deep SVDD).
+* Whether Φ is trained (not specified): ``svdd.train_mapping=false`` keeps the mapping encoder at
+  its random (He) initialisation, so the compact loss only moves the decoder's reconstructions —
+  which is what the paper wants it for — and Φ cannot collapse onto c. ``tests/test_desdnet.py``
+  shows a trainable mapping encoder collapsing onto c, even bias-free (Ruff et al.'s Prop. 2
+  remedy: image intensities act as a bias), and the fixed default not. ``svdd.bias_free=true``
+  builds it without biases and BatchNorm; otherwise it has the reconstruction encoder's
+  structure.
+* ``val/loss`` (checkpoint selection) is λ_int·L_int + λ_rgb·L_rgb on the held-out raw clips,
+  without the compact term, which starts only in epoch 2 and would make epoch 1 look best;
+  ``val/loss_compact`` is logged beside it.
+* Optimiser, learning rate, batch size, epochs, λ's, ν, patch size/stride: see the configs
+  (``conf/model/desdnet.yaml``, ``conf/experiment/desdnet_ped2.yaml``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from torch import nn
+
+from vad.data.datamodule import ClipBatch
+from vad.models.base import VADModule
+from vad.models.blocks.scoring import patch_max_error
+from vad.models.blocks.svdd import Hypersphere
+from vad.models.blocks.unet import UNetDecoder, UNetEncoder
+
+OUTPUT_ACTIVATIONS = {None: None, "none": None, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+class DESDnet(nn.Module):
+    """Reconstruction + prediction encoders → fusion → decoder, and the mapping encoder Φ.
+
+    Args:
+        in_channels: Frame channels C (1 for grey).
+        num_past: Δ, the number of past frames fed to the prediction encoder.
+        base_channels: Channels of the first U-Net level; level i has ``base_channels · 2^i``.
+        depth: U-Net levels (``depth - 1`` poolings); H and W must divide by ``2^(depth-1)``.
+        fusion_channels: Output channels of the 1×1 fusion convolution (paper: 512).
+        norm: BatchNorm in the encoders and the decoder.
+        output_activation: ``null`` (linear), ``sigmoid`` or ``tanh`` on Î_t.
+        mapping_bias_free: Build the mapping encoder without biases and BatchNorm.
+
+    Shapes:
+        ``forward``: clip ``(B, C, Δ+1, H, W)`` (I_{t−Δ}..I_t) → Î_t ``(B, C, H, W)``.
+        ``features``: frame ``(B, C, H, W)`` → Φ ``(B, base_channels · 2^(depth-1))``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_past: int = 4,
+        base_channels: int = 64,
+        depth: int = 4,
+        fusion_channels: int = 512,
+        norm: bool = True,
+        output_activation: str | None = None,
+        mapping_bias_free: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_past < 1 or depth < 1:
+            raise ValueError(f"need num_past >= 1 and depth >= 1, got {num_past}, {depth}")
+        self.num_past = num_past
+        channels = [base_channels * 2**i for i in range(depth)]
+        self.reconstruction_encoder = UNetEncoder(in_channels, channels, norm=norm)
+        self.prediction_encoder = UNetEncoder(in_channels * num_past, channels, norm=norm)
+        self.fusion = nn.Sequential(nn.Conv2d(2 * channels[-1], fusion_channels, kernel_size=1),
+                                    nn.Tanh())
+        self.decoder = UNetDecoder(fusion_channels, channels, in_channels,
+                                   skip_channels=channels[:-1], norm=norm,
+                                   out_activation=OUTPUT_ACTIVATIONS[output_activation])
+        self.mapping_encoder = UNetEncoder(in_channels, channels,
+                                           norm=norm and not mapping_bias_free,
+                                           bias=not mapping_bias_free)
+        # He initialisation keeps Φ at the input's scale through the bias-free, norm-free stack
+        # (PyTorch's default shrinks it by about 6x per layer), so that λ_compact means something.
+        for module in self.mapping_encoder.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+
+    @property
+    def feature_dim(self) -> int:
+        return self.mapping_encoder.out_channels
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        if clip.shape[2] != self.num_past + 1:
+            raise ValueError(f"expected Δ+1 = {self.num_past + 1} frames, got {clip.shape[2]}")
+        current = clip[:, :, -1]
+        past = rearrange(clip[:, :, :-1], "b c t h w -> b (t c) h w")
+        appearance = self.reconstruction_encoder(current)[-1]
+        motion = self.prediction_encoder(past)
+        fused = self.fusion(torch.cat([appearance, motion[-1]], dim=1))
+        return self.decoder(fused, motion[:-1])
+
+    def features(self, frame: torch.Tensor) -> torch.Tensor:
+        """Φ(Î_t; W): the mapping encoder's bottleneck, averaged over space."""
+        return self.mapping_encoder(frame)[-1].mean(dim=(-2, -1))
+
+
+# -- the method's knobs, one small dataclass per config block ------------------------------------
+@dataclass
+class ErasureConfig:
+    """Reverse erasure. ``enabled`` and ``threshold_scale`` are our additions (paper: on, 1.0)."""
+
+    enabled: bool = True
+    threshold_scale: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    """λ's of Eq. (1)."""
+
+    lambda_int: float = 1.0
+    lambda_rgb: float = 0.1
+    lambda_compact: float = 0.01
+
+
+@dataclass
+class SVDDConfig:
+    """Deep-SVDD hypersphere (Eq. 4); everything but ``nu`` is our choice (module docstring).
+
+    Args:
+        nu: ν ∈ (0, 1].
+        radius: Initial R (the R used throughout when ``update_radius`` is off).
+        update_radius: R ← (1 − ν)-quantile of ‖Φ − c‖ after every epoch (Ruff et al.).
+        train_mapping: Let the compact loss train the mapping encoder (else it stays fixed).
+        bias_free: Mapping encoder without biases and BatchNorm.
+        center_eps: Ruff et al.'s guard on near-zero coordinates of c (0: plain mean).
+        center_max_batches: Cap on the batches of the centre pass (``null``: the whole set).
+    """
+
+    nu: float = 0.1
+    radius: float = 0.0
+    update_radius: bool = True
+    train_mapping: bool = False
+    bias_free: bool = True
+    center_eps: float = 0.0
+    center_max_batches: int | None = None
+
+
+@dataclass
+class ScoreConfig:
+    """Eq. (5): square patches of ``patch_size`` pixels every ``stride`` (``null``: no overlap)."""
+
+    patch_size: int = 16
+    stride: int | None = None
+
+
+def _config(cls, value):
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls(**value)
+    raise TypeError(f"expected a mapping or {cls.__name__}, got {type(value).__name__}")
+
+
+# -- bit-packed mask bank --------------------------------------------------------------------------
+_BIT_WEIGHTS = 2 ** torch.arange(7, -1, -1)
+
+
+def pack_masks(masks: torch.Tensor) -> torch.Tensor:
+    """Bool masks ``(B, H, W)`` → ``uint8 (B, ceil(H·W / 8))``, 8 pixels per byte."""
+    flat = masks.flatten(1).to(torch.uint8)
+    flat = F.pad(flat, (0, (-flat.shape[1]) % 8))
+    weights = _BIT_WEIGHTS.to(flat.device, torch.uint8)
+    return (flat.view(len(flat), -1, 8) * weights).sum(-1, dtype=torch.uint8)
+
+
+def unpack_masks(packed: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Inverse of `pack_masks`: ``uint8 (B, P)`` → bool ``(B, H, W)``."""
+    weights = _BIT_WEIGHTS.to(packed.device, torch.uint8)
+    bits = (packed.unsqueeze(-1) & weights) != 0
+    return bits.flatten(1)[:, : height * width].view(len(packed), height, width)
+
+
+def erasure_masks(target: torch.Tensor, recon: torch.Tensor, threshold_scale: float = 1.0
+                  ) -> torch.Tensor:
+    """Reverse-erasure masks: 1 (keep) where the pixel error exceeds ``threshold_scale`` × the
+    frame's mean error, 0 (erase) elsewhere.
+
+    Args:
+        target: I_t ``(B, C, H, W)``.
+        recon: Î_t ``(B, C, H, W)``.
+
+    Returns:
+        bool ``(B, H, W)``.
+    """
+    error = (target.float() - recon.float()).pow(2).mean(1)
+    return error > threshold_scale * error.mean(dim=(-2, -1), keepdim=True)
+
+
+class DESDnetModule(VADModule):
+    """DESDnet with reverse erasure and the deep-SVDD compact loss (see the module docstring).
+
+    Args:
+        clip: Clip shape read by the data config: ``length`` = Δ + 1, ``target`` must be ``last``.
+        net: `DESDnet` arguments except ``num_past`` (taken from the clip) and
+            ``mapping_bias_free`` (``svdd.bias_free``).
+        erasure: `ErasureConfig` fields.
+        loss: `LossConfig` fields.
+        svdd: `SVDDConfig` fields.
+        score: `ScoreConfig` fields.
+        optimizer: Optimizer partial.
+        scheduler: Optional LR-scheduler partial.
+    """
+
+    def __init__(
+        self,
+        clip: dict,
+        net: dict,
+        optimizer,
+        scheduler=None,
+        erasure: dict | ErasureConfig | None = None,
+        loss: dict | LossConfig | None = None,
+        svdd: dict | SVDDConfig | None = None,
+        score: dict | ScoreConfig | None = None,
+    ) -> None:
+        super().__init__(optimizer, scheduler)
+        if clip.get("target", "last") != "last":
+            raise ValueError("DESDnet reconstructs the clip's last frame I_t: "
+                             "set model.clip.target=last")
+        if clip["length"] < 2:
+            raise ValueError("DESDnet needs Δ >= 1 past frames: set model.clip.length >= 2")
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
+        self.erasure_cfg = _config(ErasureConfig, erasure)
+        self.loss_cfg = _config(LossConfig, loss)
+        self.svdd_cfg = _config(SVDDConfig, svdd)
+        self.score_cfg = _config(ScoreConfig, score)
+        self.net = DESDnet(**net, num_past=clip["length"] - 1,
+                           mapping_bias_free=self.svdd_cfg.bias_free)
+        if not self.svdd_cfg.train_mapping:
+            self.net.mapping_encoder.requires_grad_(False)
+        self.hypersphere = Hypersphere(self.net.feature_dim, nu=self.svdd_cfg.nu,
+                                       radius=self.svdd_cfg.radius,
+                                       center_eps=self.svdd_cfg.center_eps)
+        # Mask bank, bit-packed, on the module's device: masks read in this epoch, masks written
+        # in it for the next. Not in the state dict (its size is the training set's); saved in
+        # and restored from checkpoints by the on_save/on_load hooks below.
+        self.register_buffer("masks_read", torch.zeros(0, 0, dtype=torch.uint8), persistent=False)
+        self.register_buffer("masks_next", torch.zeros(0, 0, dtype=torch.uint8), persistent=False)
+        self.mask_size: tuple[int, int] | None = None
+        self._restored_masks: dict | None = None
+        self._epoch_sq_distances: list[torch.Tensor] = []
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.net(clip)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.svdd_cfg.train_mapping:
+            self.net.mapping_encoder.eval()  # a fixed Φ keeps fixed BatchNorm statistics, if any
+        return self
+
+    # -- losses: Eq. (1)-(4) ----------------------------------------------------------------------
+    def loss_terms(self, clip: torch.Tensor, recon: torch.Tensor
+                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Eq. (1)-(4) against the *raw* clip.
+
+        Args:
+            clip: Raw frames I_{t−Δ}..I_t ``(B, C, Δ+1, H, W)``.
+            recon: Î_t ``(B, C, H, W)``.
+
+        Returns:
+            ``{"loss", "int", "rgb"[, "compact"]}`` and, once c is set, the squared distances
+            ‖Φ − c‖² ``(B,)`` (else ``None``).
+        """
+        target, past = clip[:, :, -1], clip[:, :, :-1]
+        # Eq. (2): L_int = ‖Î_t − I_t‖²
+        l_int = F.mse_loss(recon, target)
+        # Eq. (3): L_rgb = 1/N Σ_{i=1..N} (N−i+1)/N ‖Î_t − I_{t−i}‖², N = Δ;
+        # I_{t−i} is past[:, :, -i]
+        n = past.shape[2]
+        l_rgb = sum((n - i + 1) / n * F.mse_loss(recon, past[:, :, -i])
+                    for i in range(1, n + 1)) / n
+        terms = {"int": l_int, "rgb": l_rgb}
+        total = self.loss_cfg.lambda_int * l_int + self.loss_cfg.lambda_rgb * l_rgb
+        sq_distances = None
+        if bool(self.hypersphere.ready):  # epoch 1 has no compact term: c is not yet known
+            phi = self.net.features(recon)
+            # Eq. (4): L_compact = R² + 1/(νn) Σ max(0, ‖Φ − c‖² − R²)
+            terms["compact"] = self.hypersphere(phi)
+            sq_distances = self.hypersphere.distances(phi.detach())
+            total = total + self.loss_cfg.lambda_compact * terms["compact"]
+        return {"loss": total, **terms}, sq_distances
+
+    def losses(self, batch: ClipBatch) -> dict[str, torch.Tensor]:
+        """Eq. (1) on raw inputs (the test-time path)."""
+        return self.loss_terms(batch.clip, self.net(batch.clip))[0]
+
+    def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
+        clip = batch.clip
+        inputs = clip
+        if self.erasure_cfg.enabled:
+            masks = self.masks(batch.index, *clip.shape[-2:])
+            inputs = self.erase(clip, masks)
+            self.log("train/erasure_kept", masks.float().mean(), on_step=False, on_epoch=True,
+                     batch_size=len(clip))  # fraction of pixels kept (1 in epoch 1)
+        recon = self.net(inputs)
+        losses, sq_distances = self.loss_terms(clip, recon)  # every loss targets raw frames
+        self.log_losses("train", losses, len(clip))
+        if self.erasure_cfg.enabled:
+            self.update_masks(batch.index, clip[:, :, -1], recon.detach())
+        if sq_distances is not None and self.svdd_cfg.update_radius:
+            self._epoch_sq_distances.append(sq_distances.float())
+        return losses["loss"]
+
+    def validation_step(self, batch: ClipBatch, batch_idx: int) -> None:
+        """``val/loss`` without the compact term (see the module docstring)."""
+        losses = self.losses(batch)
+        if "compact" in losses:
+            losses["loss"] = losses["loss"] - self.loss_cfg.lambda_compact * losses["compact"]
+        self.log_losses("val", losses, len(batch.clip))
+
+    # -- score: Eq. (5) ---------------------------------------------------------------------------
+    def score(self, batch: ClipBatch) -> torch.Tensor:
+        """Eq. (5): the largest patch mean squared error of I_t vs Î_t → ``(B, 1)``.
+
+        Eq. (6) (per-video min–max) and temporal smoothing happen in the shared evaluation.
+        """
+        target = batch.clip[:, :, -1].float()
+        error = (target - self.net(batch.clip).float()).pow(2)
+        return patch_max_error(error, self.score_cfg.patch_size, self.score_cfg.stride)[:, None]
+
+    # -- reverse erasure --------------------------------------------------------------------------
+    def _ensure_mask_bank(self, index: torch.Tensor, height: int, width: int) -> None:
+        """Allocate (all ones: keep every pixel) or grow the bank to cover ``index``."""
+        if self.mask_size not in (None, (height, width)):
+            raise ValueError(f"mask bank is {self.mask_size}, got frames of {(height, width)}")
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        known = (len(datamodule.datasets["train"]) if "train" in getattr(datamodule, "datasets", {})
+                 else None)
+        if self.mask_size is not None and known is not None and known <= len(self.masks_next):
+            return  # the usual case: no device sync for index.max()
+        size = max(known or 0, int(index.max()) + 1)  # without a datamodule: grow on demand
+        if self.mask_size is not None and size <= len(self.masks_next):
+            return
+        self.mask_size = (height, width)
+        ones = pack_masks(torch.ones(1, height, width, dtype=torch.bool, device=self.device))
+        new_rows = ones.expand(size - len(self.masks_next), -1)
+        self.masks_read = torch.cat([self.masks_read.reshape(-1, ones.shape[1]), new_rows])
+        self.masks_next = torch.cat([self.masks_next.reshape(-1, ones.shape[1]), new_rows])
+        if self._restored_masks is not None:
+            self._apply_restored_masks()
+
+    def masks(self, index: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The masks read in this epoch for training clips ``index`` → bool ``(B, H, W)``."""
+        self._ensure_mask_bank(index, height, width)
+        return unpack_masks(self.masks_read[index.to(self.device)], height, width)
+
+    @staticmethod
+    def erase(clip: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """I′ = I ⊙ mask: one mask ``(B, H, W)`` per sample for all Δ+1 frames and channels."""
+        return clip * masks[:, None, None].to(clip.dtype)
+
+    @torch.no_grad()
+    def update_masks(self, index: torch.Tensor, target: torch.Tensor, recon: torch.Tensor) -> None:
+        """Write the masks of this iteration's I_t vs Î_t for the next epoch (replacing the old)."""
+        self._ensure_mask_bank(index, *target.shape[-2:])
+        packed = pack_masks(erasure_masks(target, recon, self.erasure_cfg.threshold_scale))
+        index = index.to(self.device)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            index = self.all_gather(index).flatten(0, 1)
+            packed = self.all_gather(packed).flatten(0, 1)
+        self.masks_next[index] = packed
+
+    def on_fit_start(self) -> None:
+        # Allocate the bank (and apply masks restored from a checkpoint) before epoch 1 when the
+        # datamodule knows the training set; otherwise the first training step does it.
+        train = getattr(getattr(self.trainer, "datamodule", None), "datasets", {}).get("train")
+        if self.erasure_cfg.enabled and train is not None and len(train) > 0:
+            height, width = train[0].clip.shape[-2:]
+            self._ensure_mask_bank(torch.tensor([len(train) - 1]), height, width)
+
+    def on_train_epoch_start(self) -> None:
+        # Double buffer: this epoch reads what the previous one wrote.
+        self.masks_read.copy_(self.masks_next)
+        self._epoch_sq_distances = []
+
+    # -- deep-SVDD centre and radius --------------------------------------------------------------
+    def on_train_epoch_end(self) -> None:
+        if not bool(self.hypersphere.ready):
+            self.fit_center()
+        elif self.svdd_cfg.update_radius and self._epoch_sq_distances:
+            sq_distances = torch.cat(self._epoch_sq_distances)
+            if self.trainer.world_size > 1:
+                sq_distances = self.all_gather(sq_distances).flatten()
+            self.hypersphere.update_radius(sq_distances)
+        self._epoch_sq_distances = []
+
+    @torch.no_grad()
+    def fit_center(self, loader=None) -> None:
+        """c ← mean Φ(Î_t) over the training clips (raw inputs, eval mode); R from the same pass.
+
+        Runs once, after epoch 1; c stays fixed afterwards. Uses a fresh loader from the
+        datamodule when there is one (every process makes the whole pass, so all agree on c).
+        """
+        if loader is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            loader = (datamodule.train_dataloader() if datamodule is not None
+                      else self.trainer.train_dataloader)
+        max_batches = self.svdd_cfg.center_max_batches
+        if self._trainer is not None and self.trainer.num_training_batches != float("inf"):
+            # fast_dev_run / limit_train_batches: the pass is no longer than an epoch
+            limit = int(self.trainer.num_training_batches)
+            max_batches = limit if max_batches is None else min(max_batches, limit)
+        was_training = self.training
+        self.eval()
+        features = []
+        context = (self.trainer.precision_plugin.forward_context() if self._trainer is not None
+                   else torch.autocast(self.device.type, enabled=False))
+        with context:
+            for i, batch in enumerate(loader):
+                if max_batches is not None and i >= max_batches:
+                    break
+                clip = move_data_to_device(batch.clip, self.device)
+                features.append(self.net.features(self.net(clip)).float())
+        self.train(was_training)
+        features = torch.cat(features)
+        self.hypersphere.set_center(features)
+        if self.svdd_cfg.update_radius:
+            self.hypersphere.update_radius(self.hypersphere.distances(features))
+
+    # -- checkpoints: the mask bank travels outside the state dict --------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.mask_size is not None:
+            checkpoint["desdnet_masks"] = {"size": list(self.mask_size),
+                                           "bits": self.masks_next.cpu()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning restores the checkpoint before `on_fit_start`, usually before the bank exists:
+        # keep the masks until `_ensure_mask_bank` allocates it (or apply them now if it does).
+        self._restored_masks = checkpoint.get("desdnet_masks")
+        if self._restored_masks is not None and self.mask_size is not None:
+            self._apply_restored_masks()
+
+    def _apply_restored_masks(self) -> None:
+        restored, self._restored_masks = self._restored_masks, None
+        bits = restored["bits"]
+        if tuple(restored["size"]) != self.mask_size or len(bits) > len(self.masks_next):
+            return  # another training set: start again from all-ones masks
+        bits = bits.to(self.device)
+        self.masks_next[: len(bits)] = bits
+        self.masks_read[: len(bits)] = bits
