@@ -2,7 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # CPU-only machines get a CPU build of torch (an unpinned `torch` pulls a multi-GB CUDA build).
+# Elsewhere, PyPI's torch wheel is a CUDA build: add TORCH_INDEX=<PyTorch's CPU wheel index> for a small one.
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+TORCH_INDEX ?=
 ARGS ?=
 PYTEST_ARGS ?= -n 2
 
@@ -13,7 +15,7 @@ help: ## Show this help
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --disable-pip-version-check $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 

@@ -5,10 +5,7 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-try:  # fixtures writing fake dataset layouts
-    from tests.fakes_fixtures import *  # noqa: F401,F403
-except ImportError:
-    pass
+from tests.fakes_fixtures import *  # noqa: E402,F401,F403  (fixtures writing fake dataset layouts)
 
 
 @pytest.fixture(autouse=True)

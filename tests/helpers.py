@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -32,9 +31,3 @@ def compose_config(output_dir: Path, *overrides: str, config_name: str = "train"
         cfg.hydra.job.num = 0
     HydraConfig().set_config(cfg)
     return cfg
-
-
-def requires_real_data(name: str):
-    """Skip unless ``../shared/data/<name>`` exists."""
-    path = SHARED_DATA / name
-    return pytest.mark.skipif(not path.exists(), reason=f"real data not present: {path}")

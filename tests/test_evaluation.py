@@ -3,7 +3,7 @@ import pytest
 
 from vad.evaluation.evaluator import score_videos
 from vad.evaluation.metrics import auc, eer
-from vad.evaluation.report import read_scores, write_scores
+from vad.evaluation.report import read_scores, write_all, write_scores
 from vad.evaluation.scores import aggregate_window_scores, normalize, segments
 
 
@@ -98,3 +98,22 @@ def test_scores_csv_round_trip(tmp_path):
     again, _, _ = score_videos(names, scores, read_labels, "minmax")
     assert names == ["a", "b"]
     assert again["auc_micro"] == pytest.approx(metrics["auc_micro"])
+
+
+def test_single_class_pooled_labels_give_nan_not_a_crash(tmp_path):
+    """A fast_dev_run on real data may score only normal frames."""
+    metrics, table, _ = score_videos(["a"], [np.array([1.0, 2, np.nan])],
+                                     [np.array([0, 0, 1], bool)], "minmax")
+    assert np.isnan(metrics["auc_micro"]) and np.isnan(metrics["eer"])
+    assert metrics["excluded_frames"] == 1
+    write_all(tmp_path, {**metrics, "score_direction": "anomaly"}, table, {}, plots=True)
+    assert (tmp_path / "plots" / "anomaly_a.png").exists()
+    assert not (tmp_path / "plots" / "roc.png").exists()
+
+
+def test_anomaly_direction_threshold():
+    raw = [np.array([0.0, 0.1, 0.9, 1.0, 0.05])]
+    labels = [np.array([0, 0, 1, 1, 0], bool)]
+    _, _, detections = score_videos(["v"], raw, labels, "minmax", threshold=0.5,
+                                    score_direction="anomaly")
+    assert detections == {"v": [(2, 3)]}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from tests.helpers import REPO, compose_config
 from vad.evaluate import evaluate
@@ -30,6 +31,7 @@ def test_short_training_run_beats_chance_and_writes_run_dir(tmp_path: Path):
     assert metrics["test/auc_micro"] >= 0.65  # measured 0.70 after 5 epochs (docs/results.md)
     assert metrics["test/num_frames"] == 6 * 80  # ConvSTAE scores every frame
     assert metrics["test/excluded_frames"] == 0
+    assert metrics["test/inference_fps"] > 0
     assert metrics["val/loss"] < metrics["train/loss_epoch"] * 3
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["auc_micro"] == pytest.approx(metrics["test/auc_micro"], abs=1e-6)
@@ -48,6 +50,15 @@ def test_short_training_run_beats_chance_and_writes_run_dir(tmp_path: Path):
                               "use_run_config=false", config_name="eval")
     again = evaluate(eval_cfg)
     assert again["test/auc_micro"] == pytest.approx(metrics["test/auc_micro_raw"], abs=1e-4)
+
+    # With the run's config beside the checkpoint, its eval options are kept under the new ones.
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, tmp_path / ".hydra/config.yaml")
+    run_cfg = compose_config(tmp_path / "eval_run", f"ckpt_path={best}", "eval.smoothing_sigma=2",
+                             config_name="eval")
+    evaluate(run_cfg)
+    policy = json.loads((tmp_path / "eval_run" / "metrics.json").read_text())
+    assert policy["threshold"] == 0.94 and policy["smoothing_sigma"] == 2.0
 
     # Re-scoring the saved scores.csv needs no model and reproduces the numbers.
     csv_cfg = compose_config(tmp_path / "rescore", f"scores_csv={tmp_path / 'scores.csv'}",

@@ -1,8 +1,9 @@
 """``python -m vad.evaluate``: re-test a trained checkpoint with the shared evaluation.
 
-Model and data come from the checkpoint's run config (``<run>/.hydra/config.yaml``, found next to
-``checkpoints/``) unless ``use_run_config=false``; the ``eval`` group comes from the command line,
-so the same checkpoint can be re-scored with other options (normalisation, smoothing, θ).
+Model, data and evaluation options come from the checkpoint's run config
+(``<run>/.hydra/config.yaml``, found next to ``checkpoints/``) unless ``use_run_config=false``;
+``eval.*`` given on the command line override the run's, so the same checkpoint can be re-scored
+with other options (normalisation, smoothing, θ).
 ``scores_csv=<run>/scores.csv`` re-scores saved scores without any model: the cross-check path.
 """
 
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.evaluation import report
-from vad.evaluation.evaluator import FrameEvaluator, score_videos
+from vad.evaluation.evaluator import evaluation_policy, score_videos
 from vad.train import CONFIG_DIR, build
 from vad.utils import task_wrapper
 
@@ -33,10 +35,12 @@ def run_config_of(ckpt_path: Path) -> Path | None:
 def rescore(cfg: DictConfig) -> dict:
     """Metrics of a saved ``scores.csv`` under the ``eval`` options of ``cfg``."""
     names, scores, labels = report.read_scores(Path(cfg.scores_csv))
+    ev = cfg.eval
     metrics, table, detections = score_videos(
-        names, scores, labels, cfg.eval.normalization, cfg.eval.smoothing_sigma, cfg.eval.threshold)
-    evaluator = FrameEvaluator(**cfg.eval)
-    metrics = {**metrics, **evaluator.policy, "rescored_from": str(cfg.scores_csv)}
+        names, scores, labels, ev.normalization, ev.smoothing_sigma, ev.threshold, ev.score_direction)
+    policy = evaluation_policy(ev.normalization, ev.smoothing_sigma, ev.window_aggregation,
+                               ev.threshold, ev.score_direction)
+    metrics = {**metrics, **policy, "rescored_from": str(cfg.scores_csv)}
     report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
     return {f"test/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
@@ -51,9 +55,13 @@ def evaluate(cfg: DictConfig) -> dict:
     run_config = run_config_of(ckpt_path) if cfg.use_run_config else None
     if run_config is not None:
         trained = OmegaConf.load(run_config)
+        # The run's evaluation options, with those given on this command line on top.
+        given = OmegaConf.from_dotlist([o for o in HydraConfig.get().overrides.task
+                                        if o.startswith("eval.")])
         with open_dict(cfg):
             cfg.model, cfg.data = trained.model, trained.data
-        log.info("model and data config taken from %s", run_config)
+            cfg.eval = OmegaConf.merge(trained.eval, given.get("eval", {}))
+        log.info("model, data and eval config taken from %s", run_config)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer, _ = build(cfg)

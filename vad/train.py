@@ -66,7 +66,11 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     metrics, _ = train(cfg)
-    return get_metric_value(metrics, cfg.get("optimized_metric"))
+    name = cfg.get("optimized_metric")
+    if name and name.startswith("test/") and not cfg.get("test", True):
+        log.warning("test=false: %s was not computed; nothing is returned to the sweeper", name)
+        return None
+    return get_metric_value(metrics, name)
 
 
 if __name__ == "__main__":

@@ -35,14 +35,10 @@ Layouts read (``data.layout=auto`` tries ``avenue`` then ``common``)::
 
 from __future__ import annotations
 
-from functools import cached_property
-
-from vad.data.datamodule import VideoDataModule
-from vad.data.layouts import DatasetRecords, read_dataset
-from vad.data.records import VideoRecord
+from vad.data.datamodule import DiskVideoDataModule
 
 
-class AvenueDataModule(VideoDataModule):
+class AvenueDataModule(DiskVideoDataModule):
     """CUHK Avenue; see the module docstring for layouts, label sources and counts.
 
     Args:
@@ -52,6 +48,8 @@ class AvenueDataModule(VideoDataModule):
         **kwargs: `VideoDataModule` arguments (``grayscale`` defaults to False here).
     """
 
+    dataset = "avenue"
+
     def __init__(
         self,
         root: str = "data/avenue",
@@ -60,19 +58,4 @@ class AvenueDataModule(VideoDataModule):
         **kwargs,
     ) -> None:
         kwargs.setdefault("grayscale", False)  # an RGB dataset
-        super().__init__(**kwargs)
-        self.root = root
-        self.layout = layout
-        self.labels = labels
-
-    @cached_property
-    def found(self) -> DatasetRecords:
-        """The dataset as found on disk (read once; the volLabel masks take ~15 s)."""
-        return read_dataset("avenue", self.root, self.layout, self.labels)
-
-    @property
-    def label_source(self) -> str:
-        return self.found.label_source
-
-    def load_records(self, split: str) -> list[VideoRecord]:
-        return self.found.split(split)
+        super().__init__(root=root, layout=layout, labels=labels, **kwargs)

@@ -16,6 +16,7 @@ Batches are `ClipBatch` named tuples.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vad.data.cache import build_cache, load_frames
 from vad.data.clips import ClipSpec, build_clip_index
+from vad.data.layouts import DatasetRecords, read_dataset
 from vad.data.records import VideoRecord
 
 
@@ -95,7 +97,7 @@ class VideoDataModule(L.LightningDataModule):
         pin_memory: Pin host memory for faster host-to-GPU copies.
         device_resident: Hold every decoded frame (uint8) on the training device, so that clips
             are sliced there and training is never input-bound (Ped2 at 256×256 grey is about
-            600 MB); needs ``num_workers: 0``.
+            300 MB); needs ``num_workers: 0``.
     """
 
     def __init__(
@@ -220,3 +222,39 @@ class VideoDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+class DiskVideoDataModule(VideoDataModule):
+    """A benchmark read from disk by `vad.data.layouts.read_dataset`.
+
+    Subclasses set ``dataset`` (the name `read_dataset` knows) and their defaults only.
+
+    Args:
+        root: The dataset folder (``data.root``).
+        layout: ``auto`` or a layout name valid for the dataset (`vad.data.layouts.LAYOUTS`).
+        labels: Label file or folder, absolute or relative to ``root``; None uses the layout's own.
+        scenes: Scene numbers to keep (ShanghaiTech); None keeps all.
+        **kwargs: `VideoDataModule` arguments.
+    """
+
+    dataset = ""
+
+    def __init__(self, root: str, layout: str = "auto", labels: str | None = None,
+                 scenes: Sequence[int] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root = root
+        self.layout = layout
+        self.labels = labels
+        self.scenes = list(scenes) if scenes is not None else None
+
+    @cached_property
+    def found(self) -> DatasetRecords:
+        """The dataset as found on disk (read once)."""
+        return read_dataset(self.dataset, self.root, self.layout, self.labels, self.scenes)
+
+    @property
+    def label_source(self) -> str:
+        return self.found.label_source
+
+    def load_records(self, split: str) -> list[VideoRecord]:
+        return self.found.split(split)

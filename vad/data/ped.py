@@ -28,56 +28,29 @@ The ``.m`` and ``.mat`` label files agree frame for frame (tested on the real fi
 
 from __future__ import annotations
 
-from functools import cached_property
-
-from vad.data.datamodule import VideoDataModule
-from vad.data.layouts import DatasetRecords, read_dataset
-from vad.data.records import VideoRecord
+from vad.data.datamodule import DiskVideoDataModule
 
 
-class _UCSDPedDataModule(VideoDataModule):
-    """Shared by Ped1 and Ped2, which differ only in their name and folder.
+class Ped1DataModule(DiskVideoDataModule):
+    """UCSD Ped1 (`data=ped1`); see the module docstring for layouts and counts.
 
     Args:
-        root: The dataset folder (``UCSDpedN`` or its parent, or a common-layout folder).
+        root: The dataset folder (``UCSDped1`` or its parent, or a common-layout folder).
         layout: ``auto``, ``ucsd``, ``common``, ``frames`` or ``videos``.
         labels: Label file (``.m`` or ``gt`` ``.mat``), absolute or relative to ``root``; None
-            uses the layout's own (``Test/UCSDpedN.m`` or ``pedN.mat``).
+            uses the layout's own (``Test/UCSDped1.m`` or ``ped1.mat``).
         **kwargs: `VideoDataModule` arguments.
     """
 
-    dataset = ""
-
-    def __init__(self, root: str, layout: str = "auto", labels: str | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.root = root
-        self.layout = layout
-        self.labels = labels
-
-    @cached_property
-    def found(self) -> DatasetRecords:
-        """The dataset as found on disk (read once)."""
-        return read_dataset(self.dataset, self.root, self.layout, self.labels)
-
-    @property
-    def label_source(self) -> str:
-        return self.found.label_source
-
-    def load_records(self, split: str) -> list[VideoRecord]:
-        return self.found.split(split)
-
-
-class Ped1DataModule(_UCSDPedDataModule):
-    """UCSD Ped1 (`data=ped1`); see the module docstring for layouts and counts."""
-
     dataset = "ped1"
 
-    def __init__(self, root: str = "data/ped1", **kwargs) -> None:
-        super().__init__(root=root, **kwargs)
+    def __init__(self, root: str = "data/ped1", layout: str = "auto", labels: str | None = None,
+                 **kwargs) -> None:
+        super().__init__(root=root, layout=layout, labels=labels, **kwargs)
 
 
-class Ped2DataModule(_UCSDPedDataModule):
-    """UCSD Ped2 (`data=ped2`); see the module docstring for layouts and counts."""
+class Ped2DataModule(Ped1DataModule):
+    """UCSD Ped2 (`data=ped2`); the same layouts and arguments as `Ped1DataModule`."""
 
     dataset = "ped2"
 

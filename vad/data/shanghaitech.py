@@ -29,14 +29,11 @@ Layout read (``common``; the release itself mixes videos for training and frames
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 
-from vad.data.datamodule import VideoDataModule
-from vad.data.layouts import DatasetRecords, read_dataset
-from vad.data.records import VideoRecord
+from vad.data.datamodule import DiskVideoDataModule
 
 
-class ShanghaiTechDataModule(VideoDataModule):
+class ShanghaiTechDataModule(DiskVideoDataModule):
     """ShanghaiTech Campus; see the module docstring for the layout and counts.
 
     Args:
@@ -48,6 +45,8 @@ class ShanghaiTechDataModule(VideoDataModule):
         **kwargs: `VideoDataModule` arguments (``grayscale`` defaults to False here).
     """
 
+    dataset = "shanghaitech"
+
     def __init__(
         self,
         root: str = "data/shanghaitech",
@@ -57,21 +56,9 @@ class ShanghaiTechDataModule(VideoDataModule):
         **kwargs,
     ) -> None:
         kwargs.setdefault("grayscale", False)  # an RGB dataset
-        super().__init__(**kwargs)
-        self.root = root
-        self.layout = layout
-        self.labels = labels
-        self.scenes = list(scenes) if scenes is not None else None
-
-    @cached_property
-    def found(self) -> DatasetRecords:
-        """The dataset as found on disk (read once)."""
-        return read_dataset("shanghaitech", self.root, self.layout, self.labels, self.scenes)
+        super().__init__(root=root, layout=layout, labels=labels, scenes=scenes, **kwargs)
 
     @property
     def label_source(self) -> str:
         scenes = "all scenes" if self.scenes is None else f"scenes {self.scenes}"
         return f"{self.found.label_source}; {scenes}"
-
-    def load_records(self, split: str) -> list[VideoRecord]:
-        return self.found.split(split)

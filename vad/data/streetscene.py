@@ -32,14 +32,10 @@ Layout read (``streetscene``)::
 
 from __future__ import annotations
 
-from functools import cached_property
-
-from vad.data.datamodule import VideoDataModule
-from vad.data.layouts import DatasetRecords, read_dataset
-from vad.data.records import VideoRecord
+from vad.data.datamodule import DiskVideoDataModule
 
 
-class StreetSceneDataModule(VideoDataModule):
+class StreetSceneDataModule(DiskVideoDataModule):
     """Street Scene; see the module docstring for the layout and label rule.
 
     Args:
@@ -48,20 +44,8 @@ class StreetSceneDataModule(VideoDataModule):
         **kwargs: `VideoDataModule` arguments (``grayscale`` defaults to False here).
     """
 
+    dataset = "streetscene"
+
     def __init__(self, root: str = "data/streetscene", layout: str = "auto", **kwargs) -> None:
         kwargs.setdefault("grayscale", False)  # an RGB dataset
-        super().__init__(**kwargs)
-        self.root = root
-        self.layout = layout
-
-    @cached_property
-    def found(self) -> DatasetRecords:
-        """The dataset as found on disk (read once)."""
-        return read_dataset("streetscene", self.root, self.layout)
-
-    @property
-    def label_source(self) -> str:
-        return self.found.label_source
-
-    def load_records(self, split: str) -> list[VideoRecord]:
-        return self.found.split(split)
+        super().__init__(root=root, layout=layout, **kwargs)

@@ -8,6 +8,7 @@ files are written by `vad.evaluation.report`. Methods never compute metrics them
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import numpy as np
 import torch
 
 from vad.evaluation import report
-from vad.evaluation.metrics import frame_metrics
+from vad.evaluation.metrics import frame_metrics, has_both_classes
 from vad.evaluation.scores import NORMALIZATIONS, aggregate_window_scores, postprocess, segments
+
+SCORE_DIRECTIONS = ("regularity", "anomaly")
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ def score_videos(
     normalization: str = "minmax",
     smoothing_sigma: float = 0.0,
     threshold: float | None = None,
+    score_direction: str = "regularity",
 ) -> tuple[dict, FrameTable, dict[str, list[tuple[int, int]]]]:
     """Metrics of per-video frame scores.
 
@@ -49,15 +53,16 @@ def score_videos(
         labels: Per video, ``bool[num_frames]``.
         normalization: ``minmax``, ``min_over_max`` or ``none`` (per video).
         smoothing_sigma: Gaussian temporal smoothing σ (frames), after normalisation.
-        threshold: Optional θ on the regularity score 1 − normalised score; frames below it
-            are detections (paper 002, §III-C).
+        threshold: Optional θ; with ``score_direction="regularity"`` frames whose regularity
+            1 − normalised score falls below θ are detections (paper 002, §III-C), with
+            ``"anomaly"`` frames whose normalised anomaly score exceeds θ.
+        score_direction: Which score thresholds and plots show (metrics always rank the
+            anomaly score, higher = more anomalous).
 
     Returns:
         ``(metrics, table, detections)``: the metrics dict, the per-frame table and, if a
         threshold is given, the detected anomalous segments per video (0-based, inclusive).
     """
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     table = FrameTable()
     excluded = 0
     for name, raw, y in zip(names, raw_scores, labels):
@@ -66,7 +71,7 @@ def score_videos(
         scorable = ~np.isnan(raw)
         excluded += int((~scorable).sum())
         if not scorable.any():
-            log.warning("video %s: no frame could be scored (shorter than a clip)", name)
+            log.warning("video %s: no frame was scored (shorter than a clip, or not tested)", name)
             continue
         table.video.append(name)
         table.frame.append(np.flatnonzero(scorable))
@@ -75,7 +80,9 @@ def score_videos(
         table.label.append(np.asarray(y, bool)[scorable])
     smoothed_raw = [postprocess(s, "none", smoothing_sigma) for s in table.score]
     metrics = frame_metrics(table.normalized, smoothed_raw, table.label)
-    single_class = [v for v, y in zip(table.video, table.label) if y.all() or not y.any()]
+    if np.isnan(metrics["auc_micro"]):
+        log.warning("the scored frames hold a single class: AUC and EER are undefined (NaN)")
+    single_class = [v for v, y in zip(table.video, table.label) if not has_both_classes(y)]
     if single_class:
         log.info("auc_macro skips %d video(s) with a single class: %s", len(single_class),
                  ", ".join(single_class))
@@ -88,7 +95,8 @@ def score_videos(
     })
     detections = {}
     if threshold is not None:
-        flags = [1 - s < threshold for s in table.normalized]
+        flags = [(1 - s < threshold) if score_direction == "regularity" else (s > threshold)
+                 for s in table.normalized]
         detections = {v: segments(f) for v, f in zip(table.video, flags)}
         pred, truth = np.concatenate(flags), np.concatenate(table.label)
         tp = float((pred & truth).sum())
@@ -103,6 +111,15 @@ def score_videos(
     return metrics, table, detections
 
 
+def evaluation_policy(normalization: str, smoothing_sigma: float, window_aggregation: str,
+                      threshold: float | None, score_direction: str) -> dict:
+    """The evaluation options a run used, as recorded in ``metrics.json``."""
+    return {"normalization": normalization, "smoothing_sigma": float(smoothing_sigma),
+            "window_aggregation": window_aggregation, "threshold": threshold,
+            "score_direction": score_direction,
+            "metric_direction": "AUC/EER rank the anomaly score (higher = more anomalous)"}
+
+
 class FrameEvaluator(L.Callback):
     """Collects test scores keyed by (video, frame), computes and logs ``test/*`` metrics and
     writes ``metrics.json``, ``scores.csv``, plots and detections to ``output_dir``.
@@ -111,7 +128,9 @@ class FrameEvaluator(L.Callback):
         normalization: Per-video normalisation (`vad.evaluation.scores`).
         smoothing_sigma: Gaussian temporal smoothing σ in frames (0: none), after normalisation.
         window_aggregation: How several clips' scores of one frame combine (mean/max/min).
-        threshold: Optional θ on the regularity score for frame/segment detections.
+        threshold: Optional θ for frame/segment detections (see `score_videos`).
+        score_direction: ``regularity`` (1 − normalised score, as papers plot) or ``anomaly``:
+            the score plots show and ``threshold`` applies to.
         output_dir: Run directory for the files; ``None`` writes nothing.
         plots: Write a regularity plot per test video and a ROC plot.
     """
@@ -122,11 +141,15 @@ class FrameEvaluator(L.Callback):
         smoothing_sigma: float = 0.0,
         window_aggregation: str = "mean",
         threshold: float | None = None,
+        score_direction: str = "regularity",
         output_dir: str | None = None,
         plots: bool = True,
     ) -> None:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"eval.normalization must be one of {NORMALIZATIONS}")
+        if score_direction not in SCORE_DIRECTIONS:
+            raise ValueError(f"eval.score_direction must be one of {SCORE_DIRECTIONS}")
+        self.score_direction = score_direction
         self.normalization = normalization
         self.smoothing_sigma = float(smoothing_sigma)
         self.window_aggregation = window_aggregation
@@ -134,16 +157,12 @@ class FrameEvaluator(L.Callback):
         self.output_dir = Path(output_dir) if output_dir else None
         self.plots = plots
         self._rows: list[torch.Tensor] = []
+        self._started = 0.0
         self.metrics: dict = {}
-
-    @property
-    def policy(self) -> dict:
-        return {"normalization": self.normalization, "smoothing_sigma": self.smoothing_sigma,
-                "window_aggregation": self.window_aggregation, "threshold": self.threshold,
-                "score_direction": "higher = more anomalous; regularity = 1 - normalized score"}
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self._rows = []
+        self._started = time.perf_counter()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         n_targets = outputs.frames.shape[1]
@@ -163,18 +182,24 @@ class FrameEvaluator(L.Callback):
         return rows[np.sort(first)]
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
-        rows = self._gather(pl_module)
+        rows = self._gather(pl_module)  # waits for the device, so the timing below is complete
+        seconds = time.perf_counter() - self._started
         records = trainer.datamodule.test_records
         raw = aggregate_window_scores(rows[:, 1].astype(int), rows[:, 2].astype(int), rows[:, 3],
                                       [r.num_frames for r in records], self.window_aggregation)
         metrics, table, detections = score_videos(
             [r.name for r in records], raw, [r.labels for r in records],
-            self.normalization, self.smoothing_sigma, self.threshold)
+            self.normalization, self.smoothing_sigma, self.threshold, self.score_direction)
         log.info("excluded %d unscorable frames of %d", metrics["excluded_frames"],
                  sum(r.num_frames for r in records))
+        # Batched inference speed: scored frames per second of the whole test loop (loading,
+        # forward passes and scoring; every window counted once however many frames it scores).
+        metrics["inference_fps"] = metrics["num_frames"] / max(seconds, 1e-9)
         numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         pl_module.log_dict({f"test/{k}": v for k, v in numeric.items()}, sync_dist=False,
                            rank_zero_only=True)
-        self.metrics = {**metrics, **self.policy, "label_source": trainer.datamodule.label_source}
+        policy = evaluation_policy(self.normalization, self.smoothing_sigma,
+                                   self.window_aggregation, self.threshold, self.score_direction)
+        self.metrics = {**metrics, **policy, "label_source": trainer.datamodule.label_source}
         if self.output_dir is not None and trainer.is_global_zero:
             report.write_all(self.output_dir, self.metrics, table, detections, plots=self.plots)

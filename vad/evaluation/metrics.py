@@ -52,17 +52,30 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
 
 
+def has_both_classes(labels: np.ndarray) -> bool:
+    return bool(0 < np.sum(labels) < len(labels))
+
+
 def frame_metrics(
     normalized: list[np.ndarray], raw: list[np.ndarray], labels: list[np.ndarray]
 ) -> dict[str, float]:
-    """All frame-level metrics from per-video score and label arrays (scorable frames only)."""
-    pooled_labels = np.concatenate(labels)
-    pooled = np.concatenate(normalized)
-    per_video = [auc(s, y) for s, y in zip(normalized, labels) if 0 < y.sum() < len(y)]
+    """All frame-level metrics from per-video score and label arrays (scorable frames only).
+
+    Pooled metrics are NaN when the scored frames hold one class only (e.g. a ``fast_dev_run``
+    that scores a few normal frames); the macro AUC skips single-class videos.
+    """
+    pooled_labels = np.concatenate(labels) if labels else np.zeros(0, bool)
+    pooled = np.concatenate(normalized) if normalized else np.zeros(0)
+    per_video = [auc(s, y) for s, y in zip(normalized, labels) if has_both_classes(y)]
+    macro = float(np.mean(per_video)) if per_video else float("nan")
+    if not has_both_classes(pooled_labels):
+        nan = float("nan")
+        return {"auc_micro": nan, "auc_micro_raw": nan, "auc_macro": macro, "eer": nan,
+                "macro_num_videos": len(per_video)}
     return {
         "auc_micro": auc(pooled, pooled_labels),
         "auc_micro_raw": auc(np.concatenate(raw), pooled_labels),
-        "auc_macro": float(np.mean(per_video)) if per_video else float("nan"),
+        "auc_macro": macro,
         "eer": eer(pooled, pooled_labels),
         "macro_num_videos": len(per_video),
     }

@@ -2,8 +2,8 @@
 
 ``metrics.json`` (every metric and the policy used), ``scores.csv`` (video, frame, score,
 score_normalized, label), ``detections.csv`` (segments under the regularity threshold, if one is
-set), ``plots/regularity_<video>.png`` (like the papers' figures, anomalous frames shaded) and
-``plots/roc.png``.
+set), ``plots/regularity_<video>.png`` (like the papers' figures, anomalous frames shaded; or
+``anomaly_<video>.png`` with ``eval.score_direction=anomaly``) and ``plots/roc.png``.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def write_detections(path: Path, detections: dict[str, list[tuple[int, int]]]) -
                 writer.writerow([video, first, last, last - first + 1])
 
 
-def plot_regularity(path: Path, video: str, frames, normalized, labels, threshold=None) -> None:
-    """Regularity score 1 − normalised anomaly score over time, ground truth shaded."""
+def plot_scores(path: Path, video: str, frames, normalized, labels, threshold=None,
+                score_direction: str = "regularity") -> None:
+    """Regularity score 1 − s (or the normalised anomaly score s) over time, ground truth shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,10 +61,12 @@ def plot_regularity(path: Path, video: str, frames, normalized, labels, threshol
     fig, ax = plt.subplots(figsize=(8, 2.6))
     for first, last in segments(np.asarray(labels)):
         ax.axvspan(frames[first] - 0.5, frames[last] + 0.5, color="tab:red", alpha=0.2, lw=0)
-    ax.plot(frames, 1 - np.asarray(normalized), color="tab:blue", lw=1.2, label="regularity")
+    shown = 1 - np.asarray(normalized) if score_direction == "regularity" else normalized
+    ax.plot(frames, shown, color="tab:blue", lw=1.2, label=score_direction)
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"θ = {threshold}")
-    ax.set(xlabel="frame", ylabel="regularity score", title=f"video {video}  (red: anomalous)")
+    ax.set(xlabel="frame", ylabel=f"{score_direction} score",
+           title=f"video {video}  (red: anomalous)")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -97,12 +100,14 @@ def write_all(output_dir: Path, metrics: dict, table, detections: dict, plots: b
     if plots:
         plot_dir = output_dir / "plots"
         plot_dir.mkdir(exist_ok=True)
+        direction = metrics.get("score_direction", "regularity")
         for video, frames, norm, labels in zip(table.video, table.frame, table.normalized,
                                                 table.label):
-            plot_regularity(plot_dir / f"regularity_{video}.png", video, frames, norm, labels,
-                            metrics.get("threshold"))
-        plot_roc(plot_dir / "roc.png", np.concatenate(table.normalized),
-                 np.concatenate(table.label), metrics["auc_micro"])
+            plot_scores(plot_dir / f"{direction}_{video}.png", video, frames, norm, labels,
+                        metrics.get("threshold"), direction)
+        if not math.isnan(metrics["auc_micro"]):
+            plot_roc(plot_dir / "roc.png", np.concatenate(table.normalized),
+                     np.concatenate(table.label), metrics["auc_micro"])
 
 
 def read_scores(path: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:

@@ -38,9 +38,9 @@ evaluation (``eval`` config), in that order, never here.
 The letter leaves most details to supporting information we do not have. Our choices and our
 readings of its ambiguities, all configurable (none of them is the paper's):
 
-* Backbone: a U-Net like the future-frame-prediction generator the letter builds on (Liu et al.,
-  CVPR 2018): ``depth`` levels of two 3×3 conv–BN–ReLU with 2×2 max-pooling, channels
-  ``base_channels · 2^i`` (64…512 at depth 4 in the Ped2 experiment), decoder with 2×2 transposed
+* Backbone (our choice): a U-Net after the future-frame-prediction generator of Liu et al.
+  (CVPR 2018; the letter cites it only for its l1/l2 losses): ``depth`` levels of two 3×3
+  conv–BN–ReLU with 2×2 max-pooling, channels ``base_channels · 2^i`` (64…512 at depth 4 in the Ped2 experiment), decoder with 2×2 transposed
   convolutions; linear output (no squashing); 256×256 grey frames in [0, 1] for Ped2, Δ = 4.
 * The Δ past frames are fed to the prediction encoder stacked as channels (``Δ·C`` input
   channels), oldest first.
@@ -351,7 +351,8 @@ class DESDnetModule(VADModule):
         total = self.loss_cfg.lambda_int * l_int + self.loss_cfg.lambda_rgb * l_rgb
         sq_distances = None
         if bool(self.hypersphere.ready):  # epoch 1 has no compact term: c is not yet known
-            phi = self.net.features(recon)
+            # fp32 even under bf16 autocast: ‖Φ − c‖² is a small difference of large vectors
+            phi = self.net.features(recon).float()
             # Eq. (4): L_compact = R² + 1/(νn) Σ max(0, ‖Φ − c‖² − R²)
             terms["compact"] = self.hypersphere(phi)
             sq_distances = self.hypersphere.distances(phi.detach())
@@ -467,7 +468,7 @@ class DESDnetModule(VADModule):
         """c ← mean Φ(Î_t) over the training clips (raw inputs, eval mode); R from the same pass.
 
         Runs once, after epoch 1; c stays fixed afterwards. Uses a fresh loader from the
-        datamodule when there is one (every process makes the whole pass, so all agree on c).
+        datamodule when there is one; under DDP every process takes rank 0's c and R.
         """
         if loader is None:
             datamodule = getattr(self.trainer, "datamodule", None)
@@ -494,6 +495,11 @@ class DESDnetModule(VADModule):
         self.hypersphere.set_center(features)
         if self.svdd_cfg.update_radius:
             self.hypersphere.update_radius(self.hypersphere.distances(features))
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # Each process drew its own shuffled batches: all take rank 0's c and R.
+            strategy = self.trainer.strategy
+            self.hypersphere.center.copy_(strategy.broadcast(self.hypersphere.center, src=0))
+            self.hypersphere.radius.copy_(strategy.broadcast(self.hypersphere.radius, src=0))
 
     # -- checkpoints: the mask bank travels outside the state dict --------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,6 +1,6 @@
 """Convolutional LSTM (Shi et al., NeurIPS 2015), the temporal block of window autoencoders.
 
-Gates (paper 002, Eq. 2-7, without its typos):
+Gates in Shi et al.'s form, which we follow:
 
     f_t = σ(W_f * [h_{t-1}, x_t] + w_cf ⊙ C_{t-1} + b_f)
     i_t = σ(W_i * [h_{t-1}, x_t] + w_ci ⊙ C_{t-1} + b_i)
@@ -10,6 +10,10 @@ Gates (paper 002, Eq. 2-7, without its typos):
     h_t = o_t ⊙ tanh(C_t)
 
 The peephole terms ``w_c* ⊙ C`` are optional (``peephole=False`` is Keras' ``ConvLSTM2D``).
+Shi et al. use per-pixel peephole weights; ours are per channel (our choice: any frame size,
+weights that exist before the first call). Paper 002 writes its Eq. 2-7 differently (C_{t-1}
+inside the gate convolutions, x_{t-1} in Ĉ_t, no cell term in o_t); we read those as typos of
+the ConvLSTM it cites [14] (Shi et al.).
 """
 
 from __future__ import annotations
@@ -31,8 +35,7 @@ class ConvLSTMCell(nn.Module):
                                padding=kernel_size // 2)
         self.peephole = peephole
         if peephole:
-            # Per-pixel Hadamard weights need the spatial size; created lazily on the first call.
-            self.peephole_weights = nn.UninitializedParameter()
+            self.peephole_weights = nn.Parameter(torch.zeros(3, hidden_channels, 1, 1))
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         if state is None:
@@ -41,10 +44,6 @@ class ConvLSTMCell(nn.Module):
         h, c = state
         f, i, g, o = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
         if self.peephole:
-            if isinstance(self.peephole_weights, nn.UninitializedParameter):
-                self.peephole_weights.materialize((3, self.hidden_channels, *x.shape[2:]),
-                                                  device=x.device, dtype=x.dtype)
-                nn.init.zeros_(self.peephole_weights)
             w_cf, w_ci, w_co = self.peephole_weights
             f, i = f + w_cf * c, i + w_ci * c
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

@@ -15,18 +15,9 @@ def frame_error_sum(target: torch.Tensor, output: torch.Tensor, p: int = 1) -> t
     return (target - output).abs().pow(p).flatten(-3).sum(-1)
 
 
-def frame_mse(target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per frame."""
-    return (target - output).pow(2).flatten(-3).mean(-1)
-
-
-def frame_psnr(target: torch.Tensor, output: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
-    """Negative PSNR per frame, so that higher is more anomalous (future-frame-prediction style)."""
-    return -10 * torch.log10(peak**2 / frame_mse(target, output).clamp_min(1e-10))
-
-
 def patch_max_error(error_map: torch.Tensor, patch_size: int, stride: int | None = None) -> torch.Tensor:
-    """Largest mean error over square patches (DESDnet's score, paper 000 Eq. 5-6).
+    """Largest mean error over square patches (DESDnet's score: paper 000, Eq. 5 per patch and
+    the max over patches in its text).
 
     Args:
         error_map: ``(..., C, H, W)`` per-pixel errors (e.g. squared differences).
