@@ -28,7 +28,7 @@ def test_fast_dev_run_train_and_test(tmp_path: Path):
 def test_short_training_run_beats_chance_and_writes_run_dir(tmp_path: Path):
     cfg = compose_config(tmp_path, "trainer.max_epochs=5", "seed=0", "eval.threshold=0.94")
     metrics, _ = train(cfg)
-    assert metrics["test/auc_micro"] >= 0.65  # measured 0.70 after 5 epochs (docs/results.md)
+    assert metrics["test/auc_micro"] >= 0.65  # measured 0.682 (docs/results.md)
     assert metrics["test/num_frames"] == 6 * 80  # ConvSTAE scores every frame
     assert metrics["test/excluded_frames"] == 0
     assert metrics["test/inference_fps"] > 0
