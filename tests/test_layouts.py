@@ -14,7 +14,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from vad.data import cache as cache_module
+from vad.data import decode as decode_module
 from vad.data.avenue import AvenueDataModule
 from vad.data.cache import build_cache, cache_key, cache_path, load_frames
 from vad.data.decode import CorruptVideoError, decode_record
@@ -265,7 +265,7 @@ def test_cache_key_covers_size_mtime_resolution_colour(fakes_root, tmp_path):
 
 def test_interrupted_cache_build_is_never_trusted(fakes_root, tmp_path, monkeypatch):
     record = _one_record(fakes_root, "frames")
-    real = cache_module.iter_record_batches
+    real = decode_module.iter_record_batches
 
     def dies_after_first_batch(*args):
         batches = real(*args)
@@ -273,7 +273,7 @@ def test_interrupted_cache_build_is_never_trusted(fakes_root, tmp_path, monkeypa
         raise KeyboardInterrupt  # a killed job
 
     monkeypatch.setattr("vad.data.decode.VIDEO_BATCH", 4)  # 10 frames: 3 batches
-    monkeypatch.setattr(cache_module, "iter_record_batches", dies_after_first_batch)
+    monkeypatch.setattr(decode_module, "iter_record_batches", dies_after_first_batch)
     with pytest.raises(KeyboardInterrupt):
         build_cache([record], tmp_path, (16, 16), True)
     assert list(tmp_path.iterdir()) == []  # neither a cache file nor a temporary one
@@ -281,7 +281,7 @@ def test_interrupted_cache_build_is_never_trusted(fakes_root, tmp_path, monkeypa
     # A temporary file left by a job killed outright (SIGKILL) is ignored as well.
     target = cache_path(record, tmp_path, (16, 16), True)
     (tmp_path / f".{target.stem}.abc123.tmp").write_bytes(b"\x93NUMPY half")
-    monkeypatch.setattr(cache_module, "iter_record_batches", real)
+    monkeypatch.setattr(decode_module, "iter_record_batches", real)
     frames = load_frames(record, tmp_path, (16, 16), True)
     np.testing.assert_array_equal(frames, decode_record(record, (16, 16), True))
 

@@ -30,9 +30,8 @@ from tqdm.auto import tqdm
 
 from vad.data.decode import (
     CorruptVideoError,
-    check_frame_count,
+    decode_into,
     decode_record,
-    iter_record_batches,
 )
 from vad.data.records import VideoRecord
 
@@ -97,20 +96,8 @@ def _write(record: VideoRecord, path: Path, image_size, grayscale: bool) -> None
     tmp = Path(tmp_name)
     out = None
     try:
-        filled = 0
-        for batch in iter_record_batches(record, image_size, grayscale):
-            if out is None:
-                shape = (record.num_frames, *batch.shape[1:])
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            if filled + len(batch) > record.num_frames:
-                check_frame_count(record, filled + len(batch))  # raises: more than declared
-            if batch.shape[1:] != out.shape[1:]:
-                raise CorruptVideoError(f"video {record.name!r} ({record.source_description}): "
-                                        f"frame size changes from {out.shape[1:3]} to "
-                                        f"{batch.shape[1:3]}")
-            out[filled:filled + len(batch)] = batch
-            filled += len(batch)
-        check_frame_count(record, filled)
+        out = decode_into(record, image_size, grayscale, lambda shape: np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=shape))
         if out is None:
             raise CorruptVideoError(f"video {record.name!r} ({record.source_description}) has "
                                     f"no frames")

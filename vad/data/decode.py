@@ -14,7 +14,7 @@ container declares (a truncated download).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -210,6 +210,33 @@ def check_frame_count(record: VideoRecord, found: int) -> None:
         )
 
 
+def decode_into(
+    record: VideoRecord,
+    image_size: tuple[int, int] | None,
+    grayscale: bool,
+    allocate: Callable[[tuple[int, ...]], np.ndarray],
+) -> np.ndarray | None:
+    """Decode ``record`` batch by batch into ``allocate((num_frames, H, W, C))``.
+
+    Returns None for a video without frames. Raises `CorruptVideoError` when the decoded frame
+    count differs from ``record.num_frames`` or the frame size changes inside the video.
+    """
+    out, filled = None, 0
+    for batch in iter_record_batches(record, image_size, grayscale):
+        if out is None:
+            out = allocate((record.num_frames, *batch.shape[1:]))
+        if filled + len(batch) > len(out):
+            check_frame_count(record, filled + len(batch))  # raises: more than declared
+        if batch.shape[1:] != out.shape[1:]:
+            raise CorruptVideoError(f"video {record.name!r} ({record.source_description}): "
+                                    f"frame size changes from {out.shape[1:3]} to "
+                                    f"{batch.shape[1:3]}")
+        out[filled:filled + len(batch)] = batch
+        filled += len(batch)
+    check_frame_count(record, filled)
+    return out
+
+
 def decode_record(
     record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool
 ) -> np.ndarray:
@@ -219,18 +246,7 @@ def decode_record(
         CorruptVideoError: a frame or video cannot be decoded, or the decoded frame count
             differs from ``record.num_frames``.
     """
-    out, filled = None, 0
-    for batch in iter_record_batches(record, image_size, grayscale):
-        if out is None:
-            out = np.empty((max(record.num_frames, len(batch)), *batch.shape[1:]), np.uint8)
-        if filled + len(batch) > len(out) or batch.shape[1:] != out.shape[1:]:
-            check_frame_count(record, filled + len(batch))  # raises on a count mismatch
-            raise CorruptVideoError(f"video {record.name!r} ({record.source_description}): "
-                                    f"frame size changes from {out.shape[1:3]} to "
-                                    f"{batch.shape[1:3]}")
-        out[filled:filled + len(batch)] = batch
-        filled += len(batch)
-    check_frame_count(record, filled)
+    out = decode_into(record, image_size, grayscale, lambda shape: np.empty(shape, np.uint8))
     if out is None:  # a record with zero frames that claims zero frames
         channels = 1 if grayscale else 3
         return np.zeros((0, *(image_size or (0, 0)), channels), np.uint8)
