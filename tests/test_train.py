@@ -92,13 +92,16 @@ def test_cli_prints_config_and_rejects_unknown_key(tmp_path: Path):
     assert bad.returncode != 0 and "nosuchkey" in bad.stderr
 
 
-def test_multirun_writes_one_run_dir_per_job(tmp_path: Path):
+def test_multirun_writes_one_run_dir_per_job_and_survives_a_failing_job(tmp_path: Path):
+    # Job 2 asks for clips longer than the videos: it fails, and the others still run.
     result = subprocess.run(
-        [sys.executable, "-m", "vad.train", "-m", "debug=fdr", "seed=1,2",
+        [sys.executable, "-m", "vad.train", "-m", "debug=fdr", "model.clip.length=10,500,8",
          f"hydra.sweep.dir={tmp_path}", "data.num_train_videos=2", "data.num_test_videos=3"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    for job in ("0", "1"):
+    for job in ("0", "2"):
         saved = json.loads((tmp_path / job / "metrics.json").read_text())
         assert 0 <= saved["auc_micro"] <= 1 and saved["excluded_frames"] > 0  # one test batch
+    assert "no training clip fits" in (tmp_path / "1" / "error.txt").read_text()
+    assert not (tmp_path / "1" / "metrics.json").exists()
     assert (tmp_path / "multirun.yaml").exists()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
@@ -65,7 +67,15 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    metrics, _ = train(cfg)
+    try:
+        metrics, _ = train(cfg)
+    except Exception:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        # One failing job must not stop its siblings: its traceback is in its run dir.
+        log.error("job %s failed (see %s/error.txt); the sweep goes on",
+                  HydraConfig.get().job.num, cfg.paths.output_dir)
+        return float("nan")
     name = cfg.get("optimized_metric")
     if name and name.startswith("test/") and not cfg.get("test", True):
         log.warning("test=false: %s was not computed; nothing is returned to the sweeper", name)
