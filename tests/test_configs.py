@@ -38,3 +38,19 @@ def test_unknown_group_value_fails_clearly(tmp_path: Path):
 def test_unknown_key_fails_clearly(tmp_path: Path):
     with pytest.raises(Exception, match="nosuchkey"):
         compose_config(tmp_path, "model.nosuchkey=1")
+
+
+@pytest.mark.parametrize("logger", sorted(p.stem for p in (CONF / "logger").glob("*.yaml")))
+def test_loggers_instantiate(tmp_path: Path, logger: str):
+    from vad.utils import instantiate_loggers
+
+    cfg = compose_config(tmp_path, f"logger={logger}")
+    loggers = instantiate_loggers(cfg.logger)
+    assert len(loggers) == (3 if logger == "many" else 1)
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
+def test_trainer_configs_compose(tmp_path: Path, trainer: str):
+    cfg = compose_config(tmp_path, f"trainer={trainer}")
+    expected = {"cpu": "32-true", "gpu": "bf16-mixed", "ddp": "bf16-mixed"}[trainer]
+    assert cfg.trainer.precision == expected
