@@ -33,3 +33,13 @@ def test_convlstm_is_causal():
     changed = x.clone()
     changed[:, :, 3:] += 1
     torch.testing.assert_close(lstm(x)[:, :, :3], lstm(changed)[:, :, :3])
+
+
+def test_module_rejects_a_clip_target_it_cannot_score():
+    from functools import partial
+
+    from vad.models.convstae import ConvSTAEModule
+
+    with pytest.raises(ValueError, match="model.clip.target=all"):
+        ConvSTAEModule(clip={"length": 10, "target": "last"}, net={"in_channels": 1},
+                       optimizer=partial(torch.optim.Adam, lr=1e-3))

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import lightning as L
 import torch
 
+from vad.data.clips import ClipSpec
 from vad.data.datamodule import ClipBatch
 
 
@@ -30,17 +31,27 @@ class FrameScores(NamedTuple):
 class VADModule(L.LightningModule):
     """Base LightningModule: loss logging, validation on held-out normal clips, test scoring.
 
+    A method sets ``clip_target``, the target kind its clips must have (`vad.data.clips`).
+
     Args:
+        clip: The clip shape the data config reads (``${model.clip}``); validated here.
         optimizer: A ``torch.optim`` optimizer partial (``_partial_: true`` in the config).
         scheduler: An optional LR-scheduler partial.
     """
 
+    clip_target = "last"
+
     def __init__(
         self,
+        clip: dict,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         super().__init__()
+        self.clip_spec = ClipSpec(**clip)
+        if self.clip_spec.target != self.clip_target:
+            raise ValueError(f"{type(self).__name__} scores the clip target "
+                             f"{self.clip_target!r}: set model.clip.target={self.clip_target}")
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
 

@@ -114,6 +114,8 @@ class ConvSTAE(nn.Module):
 class ConvSTAEModule(VADModule):
     """ConvSTAE trained on reconstruction error, scored per frame by Eq. 10-11.
 
+    It reconstructs whole windows, so every frame of a clip is a target (``clip.target=all``).
+
     Args:
         clip: Clip shape for the data (``length`` T, ``target`` must be ``all``).
         net: `ConvSTAE` arguments.
@@ -121,6 +123,8 @@ class ConvSTAEModule(VADModule):
         optimizer: Optimizer partial (paper: Adam, lr 1e-5, betas 0.9/0.999).
         scheduler: Optional LR-scheduler partial.
     """
+
+    clip_target = "all"
 
     def __init__(
         self,
@@ -130,9 +134,7 @@ class ConvSTAEModule(VADModule):
         scheduler=None,
         score_p: int = 1,
     ) -> None:
-        super().__init__(optimizer, scheduler)
-        if clip["target"] != "all":
-            raise ValueError("ConvSTAE reconstructs whole windows: set model.clip.target=all")
+        super().__init__(clip, optimizer, scheduler)
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
         self.net = ConvSTAE(**net)
         self.score_p = score_p

@@ -290,10 +290,7 @@ class DESDnetModule(VADModule):
         svdd: dict | SVDDConfig | None = None,
         score: dict | ScoreConfig | None = None,
     ) -> None:
-        super().__init__(optimizer, scheduler)
-        if clip.get("target", "last") != "last":
-            raise ValueError("DESDnet reconstructs the clip's last frame I_t: "
-                             "set model.clip.target=last")
+        super().__init__(clip, optimizer, scheduler)  # checks clip.target=last: I_t
         if clip["length"] < 2:
             raise ValueError("DESDnet needs Δ >= 1 past frames: set model.clip.length >= 2")
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
