@@ -170,6 +170,19 @@ class VideoDataModule(L.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
         return [torch.from_numpy(np.ascontiguousarray(f)).to(device) for f in frames]
 
+    def mean_frame(self, split: str = "train") -> torch.Tensor:
+        """Per-pixel mean of every frame of ``split``'s videos, ``(C, H, W)`` float32 in
+        ``value_range`` (a background frame; computed from the uint8 cache, video by video)."""
+        total, count = None, 0
+        for record in self.records(split):
+            frames = load_frames(record, self.cache_dir, self.image_size, self.grayscale)
+            video_sum = np.asarray(frames, dtype=np.float64).sum(axis=0)
+            total = video_sum if total is None else total + video_sum
+            count += len(frames)
+        low, high = self.value_range
+        mean = torch.from_numpy(total / count).float().permute(2, 0, 1)
+        return mean * (high - low) / 255.0 + low
+
     def _validation_cut(self, num_frames: int) -> int:
         """First held-out frame of a training video: at least one clip span is held out (if
         ``val_fraction > 0``) so that every video yields validation clips when it can."""
