@@ -253,9 +253,10 @@ def test_no_compact_term_in_epoch_one_and_center_fixed_afterwards():
             if trainer.current_epoch == 0:
                 pl_module.eval()
                 with torch.no_grad():
-                    loader = trainer.datamodule.train_dataloader()
-                    features = torch.cat([pl_module.net.features(pl_module.net(b.clip))
-                                          for b in loader])
+                    datamodule = trainer.datamodule
+                    features = torch.cat([
+                        pl_module.net.features(pl_module.net(datamodule.transfer(b, "cpu").clip))
+                        for b in datamodule.train_dataloader()])
                 pl_module.train()
                 expected["center"] = features.mean(0)
                 expected["radius"] = quantile_radius(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -325,8 +326,10 @@ def test_datamodule_on_fakes(fakes_root, tmp_path, cls, root, options, test_clip
     dm.setup()
     assert len(dm.datasets["test"]) == test_clips  # every frame from the 4th on, once
     assert source in dm.label_source
-    batch = next(iter(dm.test_dataloader()))
+    raw = next(iter(dm.test_dataloader()))
     channels = 1 if cls in (Ped1DataModule, Ped2DataModule) else 3
+    assert raw.clip.dtype == torch.uint8 and tuple(raw.clip.shape[1:]) == (4, 16, 16, channels)
+    batch = dm.transfer(raw, "cpu")
     assert tuple(batch.clip.shape[1:]) == (channels, 4, 16, 16)
     assert float(batch.clip.min()) >= 0.0 and float(batch.clip.max()) <= 1.0
 

@@ -42,6 +42,7 @@ def test_device_resident_batches_equal_host_batches():
     for dm in (host, resident):
         dm.setup()
     a, b = host.datasets["test"][5], resident.datasets["test"][5]
-    assert isinstance(resident.datasets["test"].videos[0], torch.Tensor)
+    assert isinstance(resident.datasets["test"].store.frames, torch.Tensor)
     torch.testing.assert_close(a.clip, b.clip)
+    assert a.clip.dtype == torch.uint8 and a.clip.shape == (4, *host.datasets["test"].frame_size, 1)
     assert a.frames.tolist() == b.frames.tolist() == [8]

@@ -10,7 +10,9 @@ clips: it decodes each video once (`prepare_data` fills the cache), memory-maps 
   sees test labels);
 * ``test``: every scorable target frame of every test video, once per window start.
 
-Batches are `ClipBatch` named tuples.
+Batches are `ClipBatch` named tuples. The loader gathers each batch from one uint8 store per split
+(`FrameStore`) in one step and delivers it as uint8; float conversion and the ``(B, C, T, H, W)``
+layout happen once per batch on the training device (`on_after_batch_transfer`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import NamedTuple
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import DataLoader, Dataset
 
 from vad.data.cache import build_cache, load_frames
@@ -32,10 +35,16 @@ from vad.data.records import VideoRecord
 
 
 class ClipBatch(NamedTuple):
-    """A batch of clips.
+    """A batch of clips, in one of two forms.
+
+    The loader delivers *raw* batches: ``clip`` is uint8 ``(B, T', H, W, C)``, as stored, so that
+    a batch is a quarter of its float size to gather, pin, copy between worker processes and send
+    to the device. On the training device `VideoDataModule.on_after_batch_transfer` turns it into
+    the form every method sees: ``clip`` float ``(B, C, T', H, W)`` in ``value_range``
+    (`float_clips`); T' = T (+1 for ``next``).
 
     Attributes:
-        clip: ``(B, C, T', H, W)`` float frames in ``value_range``; T' = T (+1 for ``next``).
+        clip: The frames (see above).
         video: ``(B,)`` index of the video in the split's record list.
         frames: ``(B, n_targets)`` frame indices (0-based) of the target frames.
         index: ``(B,)`` index of the clip in its split (keys per-sample state such as masks).
@@ -47,35 +56,112 @@ class ClipBatch(NamedTuple):
     index: torch.Tensor
 
 
-class ClipDataset(Dataset):
-    """Clips sliced from decoded videos; ``__getitem__`` only slices and converts dtype."""
+def float_clips(batch: ClipBatch, value_range: Sequence[float]) -> ClipBatch:
+    """A raw batch as methods see it: uint8 ``(B, T', H, W, C)`` → float ``(B, C, T', H, W)``
+    mapped linearly from [0, 255] to ``value_range``, on the batch's device. Float batches pass
+    through unchanged."""
+    if batch.clip.dtype != torch.uint8:
+        return batch
+    low, high = value_range
+    uint8 = batch.clip.permute(0, 4, 1, 2, 3)
+    # A fresh tensor, not `.contiguous()`: with C = 1 that keeps the permuted strides, which send
+    # convolutions down their channels-last kernels (other numerics than the plain layout).
+    clip = torch.empty(uint8.shape, device=uint8.device).copy_(uint8)
+    return batch._replace(clip=clip.mul_((high - low) / 255.0).add_(low))
 
-    def __init__(
-        self,
-        videos: Sequence[np.ndarray],
-        index: np.ndarray,
-        spec: ClipSpec,
-        value_range: tuple[float, float] = (0.0, 1.0),
-    ) -> None:
-        self.videos = videos
+
+class FrameStore:
+    """Every decoded frame of one split, from which a batch of clips is gathered in one step.
+
+    Frames that fit in memory (generated videos, or ``device_resident`` frames on the training
+    device) are concatenated into one contiguous uint8 array ``(N, H, W, C)``, and a batch is
+    one vectorised index into it. Memory-mapped cache files stay one per video (concatenating
+    them would copy the whole cache, tens of GB for ShanghaiTech): a batch is then copied clip by
+    clip into one preallocated uint8 array, with no per-sample conversion either way.
+
+    Args:
+        videos: Per video, ``(N_v, H, W, C)`` uint8 frames (arrays, memory maps or tensors).
+        device: Put the concatenated frames on this device (``device_resident``); None keeps
+            them where they are.
+    """
+
+    def __init__(self, videos: Sequence[np.ndarray], device: torch.device | str | None = None
+                 ) -> None:
+        self.lengths = np.array([len(v) for v in videos], dtype=np.int64)
+        self.first_frame = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        self.frame_shape = tuple(videos[0].shape[1:])
+        in_memory = not any(isinstance(v, np.memmap) for v in videos)
+        self.frames: np.ndarray | torch.Tensor | None = None
+        self.videos: Sequence[np.ndarray] = videos
+        if device is not None:
+            self.frames = torch.from_numpy(np.concatenate(videos)).to(device)
+        elif in_memory:
+            self.frames = torch.from_numpy(np.concatenate(videos))
+        if self.frames is not None:
+            self.videos = ()
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def video(self, i: int) -> np.ndarray | torch.Tensor:
+        """All frames of video ``i``."""
+        if self.frames is None:
+            return self.videos[i]
+        return self.frames[self.first_frame[i]: self.first_frame[i] + self.lengths[i]]
+
+    def gather(self, video: np.ndarray, frames: np.ndarray) -> torch.Tensor:
+        """uint8 ``(B, T', H, W, C)``: frames ``frames[b]`` of video ``video[b]``."""
+        if self.frames is not None:
+            flat = torch.from_numpy((self.first_frame[video][:, None] + frames).reshape(-1))
+            out = self.frames[flat.to(self.frames.device, non_blocking=True)]
+            return out.reshape(*frames.shape, *self.frame_shape)
+        out = np.empty((*frames.shape, *self.frame_shape), dtype=np.uint8)
+        for b, (v, f) in enumerate(zip(video, frames)):
+            np.take(self.videos[v], f, axis=0, out=out[b])
+        return torch.from_numpy(out)
+
+
+class ClipDataset(Dataset):
+    """Clips of one split; the loader asks for a whole batch at once (`__getitems__`).
+
+    Args:
+        store: The split's frames.
+        index: ``int64[N, 3]`` rows ``(video, start, step)`` from `build_clip_index`.
+        spec: The clip shape.
+    """
+
+    def __init__(self, store: FrameStore, index: np.ndarray, spec: ClipSpec) -> None:
+        self.store = store
         self.index = index
         self.spec = spec
         self.offsets = spec.offsets
         self.targets = spec.offsets[spec.target_positions]
-        low, high = value_range
-        self.scale, self.shift = (high - low) / 255.0, low
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the frames."""
+        return self.store.frame_shape[:2]
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def __getitems__(self, indices: Sequence[int]) -> ClipBatch:
+        """The raw batch of clips ``indices``, gathered in one step (see `ClipBatch`)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        video, start, step = self.index[indices].T
+        frames = start[:, None] + self.offsets[None] * step[:, None]
+        targets = start[:, None] + self.targets[None] * step[:, None]
+        return ClipBatch(self.store.gather(video, frames), torch.from_numpy(video),
+                         torch.from_numpy(targets), torch.from_numpy(indices))
+
     def __getitem__(self, i: int) -> ClipBatch:
-        video, start, step = (int(v) for v in self.index[i])
-        frames = self.videos[video][start + self.offsets * step]  # (T, H, W, C) uint8
-        if not isinstance(frames, torch.Tensor):
-            frames = torch.from_numpy(np.asarray(frames))
-        clip = frames.permute(3, 0, 1, 2).float() * self.scale + self.shift
-        targets = torch.from_numpy(start + self.targets * step)
-        return ClipBatch(clip, torch.tensor(video), targets, torch.tensor(i))
+        """One raw clip, without the batch axis: ``clip`` uint8 ``(T', H, W, C)``."""
+        return ClipBatch(*(field[0] for field in self.__getitems__([i])))
+
+
+def _batch_as_is(batch: ClipBatch) -> ClipBatch:
+    """``collate_fn``: `ClipDataset.__getitems__` already returns a whole batch."""
+    return batch
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -162,13 +248,13 @@ class VideoDataModule(L.LightningDataModule):
             build_cache(self.records(split), self.cache_dir, self.image_size, self.grayscale,
                         desc=f"caching {type(self).__name__} {split}")
 
-    def _frames(self, split: str) -> list[np.ndarray] | list[torch.Tensor]:
+    def _store(self, split: str) -> FrameStore:
         frames = [load_frames(r, self.cache_dir, self.image_size, self.grayscale)
                   for r in self.records(split)]
         if not self.device_resident:
-            return frames
+            return FrameStore(frames)
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
-        return [torch.from_numpy(np.ascontiguousarray(f)).to(device) for f in frames]
+        return FrameStore(frames, device=device)
 
     def mean_frame(self, split: str = "train") -> torch.Tensor:
         """Per-pixel mean of every frame of ``split``'s videos, ``(C, H, W)`` float32 in
@@ -193,10 +279,10 @@ class VideoDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and "train" not in self.datasets:
-            videos = self._frames("train")
-            cuts = [self._validation_cut(len(v)) for v in videos]
+            store = self._store("train")
+            cuts = [self._validation_cut(n) for n in store.lengths]
             train_ranges = [(i, 0, cut) for i, cut in enumerate(cuts)]
-            val_ranges = [(i, cut, len(v)) for i, (cut, v) in enumerate(zip(cuts, videos))]
+            val_ranges = [(i, cut, n) for i, (cut, n) in enumerate(zip(cuts, store.lengths))]
             train_index = build_clip_index(train_ranges, self.spec, strides=self.train_strides)
             val_index = build_clip_index(val_ranges, self.spec)
             if len(train_index) == 0:
@@ -204,20 +290,21 @@ class VideoDataModule(L.LightningDataModule):
                     f"{type(self).__name__}: no training clip fits: videos are shorter than a "
                     f"clip span of {self.spec.span()} frames"
                 )
-            self.datasets["train"] = ClipDataset(videos, train_index, self.spec, self.value_range)
-            self.datasets["val"] = ClipDataset(videos, val_index, self.spec, self.value_range)
+            self.datasets["train"] = ClipDataset(store, train_index, self.spec)
+            self.datasets["val"] = ClipDataset(store, val_index, self.spec)
         if stage in (None, "test", "predict") and "test" not in self.datasets:
-            videos = self._frames("test")
-            ranges = [(i, 0, len(v)) for i, v in enumerate(videos)]
+            store = self._store("test")
+            ranges = [(i, 0, n) for i, n in enumerate(store.lengths)]
             index = build_clip_index(ranges, self.spec, window_step=self.test_window_step,
                                      cover_end=True)
-            self.datasets["test"] = ClipDataset(videos, index, self.spec, self.value_range)
+            self.datasets["test"] = ClipDataset(store, index, self.spec)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
+            collate_fn=_batch_as_is,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -235,6 +322,16 @@ class VideoDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch: ClipBatch, dataloader_idx: int) -> ClipBatch:
+        """Raw uint8 batch → float ``(B, C, T', H, W)`` in ``value_range``, once per batch, on
+        the training device (`float_clips`)."""
+        return float_clips(batch, self.value_range)
+
+    def transfer(self, batch: ClipBatch, device: torch.device | str) -> ClipBatch:
+        """A loader's batch as a training step sees it (for loops outside the trainer, such as a
+        pass over the training set in a hook): moved to ``device``, then `float_clips`."""
+        return self.on_after_batch_transfer(move_data_to_device(batch, device), 0)
 
 
 class DiskVideoDataModule(VideoDataModule):

@@ -324,13 +324,14 @@ class DESDnetModule(VADModule):
         return self
 
     # -- losses: Eq. (1)-(4) ----------------------------------------------------------------------
-    def loss_terms(self, clip: torch.Tensor, recon: torch.Tensor
+    def loss_terms(self, clip: torch.Tensor, recon: torch.Tensor, compact: bool = True
                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Eq. (1)-(4) against the *raw* clip.
 
         Args:
             clip: Raw frames I_{t−Δ}..I_t ``(B, C, Δ+1, H, W)``.
             recon: Î_t ``(B, C, H, W)``.
+            compact: Add the compact term once c is set (False: Eq. (1) without it).
 
         Returns:
             ``{"loss", "int", "rgb"[, "compact"]}`` and, once c is set, the squared distances
@@ -347,7 +348,7 @@ class DESDnetModule(VADModule):
         terms = {"int": l_int, "rgb": l_rgb}
         total = self.loss_cfg.lambda_int * l_int + self.loss_cfg.lambda_rgb * l_rgb
         sq_distances = None
-        if bool(self.hypersphere.ready):  # epoch 1 has no compact term: c is not yet known
+        if compact and self.hypersphere.is_ready:  # epoch 1 has no compact term: c is unknown
             # fp32 even under bf16 autocast: ‖Φ − c‖² is a small difference of large vectors
             phi = self.net.features(recon).float()
             # Eq. (4): L_compact = R² + 1/(νn) Σ max(0, ‖Φ − c‖² − R²)
@@ -379,9 +380,7 @@ class DESDnetModule(VADModule):
 
     def validation_step(self, batch: ClipBatch, batch_idx: int) -> None:
         """``val/loss`` without the compact term (see the module docstring)."""
-        losses = self.losses(batch)
-        if "compact" in losses:
-            losses["loss"] = losses["loss"] - self.loss_cfg.lambda_compact * losses["compact"]
+        losses, _ = self.loss_terms(batch.clip, self.net(batch.clip), compact=False)
         self.log_losses("val", losses, len(batch.clip))
 
     # -- score: Eq. (5) ---------------------------------------------------------------------------
@@ -441,8 +440,7 @@ class DESDnetModule(VADModule):
         # datamodule knows the training set; otherwise the first training step does it.
         train = getattr(getattr(self.trainer, "datamodule", None), "datasets", {}).get("train")
         if self.erasure_cfg.enabled and train is not None and len(train) > 0:
-            height, width = train[0].clip.shape[-2:]
-            self._ensure_mask_bank(torch.tensor([len(train) - 1]), height, width)
+            self._ensure_mask_bank(torch.tensor([len(train) - 1]), *train.frame_size)
 
     def on_train_epoch_start(self) -> None:
         # Double buffer: this epoch reads what the previous one wrote.
@@ -451,7 +449,7 @@ class DESDnetModule(VADModule):
 
     # -- deep-SVDD centre and radius --------------------------------------------------------------
     def on_train_epoch_end(self) -> None:
-        if not bool(self.hypersphere.ready):
+        if not self.hypersphere.is_ready:
             self.fit_center()
         elif self.svdd_cfg.update_radius and self._epoch_sq_distances:
             sq_distances = torch.cat(self._epoch_sq_distances)
@@ -467,8 +465,8 @@ class DESDnetModule(VADModule):
         Runs once, after epoch 1; c stays fixed afterwards. Uses a fresh loader from the
         datamodule when there is one; under DDP every process takes rank 0's c and R.
         """
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if loader is None:
-            datamodule = getattr(self.trainer, "datamodule", None)
             loader = (datamodule.train_dataloader() if datamodule is not None
                       else self.trainer.train_dataloader)
         max_batches = self.svdd_cfg.center_max_batches
@@ -485,7 +483,9 @@ class DESDnetModule(VADModule):
             for i, batch in enumerate(loader):
                 if max_batches is not None and i >= max_batches:
                     break
-                clip = move_data_to_device(batch.clip, self.device)
+                batch = (datamodule.transfer(batch, self.device) if datamodule is not None
+                         else move_data_to_device(batch, self.device))
+                clip = batch.clip
                 features.append(self.net.features(self.net(clip)).float())
         self.train(was_training)
         features = torch.cat(features)

@@ -73,6 +73,7 @@ class Hypersphere(nn.Module):
         self.register_buffer("center", torch.zeros(dim))
         self.register_buffer("radius", torch.tensor(float(radius)))
         self.register_buffer("ready", torch.tensor(False))  # True once c has been set
+        self.is_ready = False  # `ready` mirrored on the host: reading it never waits for a GPU
 
     @torch.no_grad()
     def set_center(self, features: torch.Tensor) -> None:
@@ -84,6 +85,11 @@ class Hypersphere(nn.Module):
             center = torch.where(small, sign * self.center_eps, center)
         self.center.copy_(center)
         self.ready.fill_(True)
+        self.is_ready = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.is_ready = bool(self.ready)  # once per checkpoint load, not once per step
 
     @torch.no_grad()
     def update_radius(self, sq_distances: torch.Tensor) -> None:
