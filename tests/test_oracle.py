@@ -253,14 +253,12 @@ def test_inference_fps_counts_the_frames_over_the_test_loop(tmp_path: Path):
 
 
 # -- checkpoint choice through vad.train ----------------------------------------------------------
-@pytest.mark.parametrize(("monitor", "tested_auc"), [("val/loss", 1.0), (None, 0.0)])
-def test_train_tests_the_best_checkpoint(tmp_path: Path, monitor, tested_auc):
-    """`SpoilLastEpoch` turns the oracle round in the last epoch (val/loss 0 → 4): the best
-    checkpoint (epoch 0) ranks every frame right, the last backwards. With ``monitor: val/loss``
-    ``vad.train`` must test the best; the recipes with ``monitor: null`` test the last."""
+def train_oracle(output_dir: Path, monitor: str | None) -> tuple[dict, dict]:
+    """``vad.train`` for 2 epochs with the oracle and `SpoilLastEpoch`: epoch 0 ranks every frame
+    right (val/loss 0), epoch 1 backwards (val/loss 4)."""
     from vad.train import train
 
-    cfg = compose_config(tmp_path, "trainer.max_epochs=2", "eval.plots=false", "~logger",
+    cfg = compose_config(output_dir, "trainer.max_epochs=2", "eval.plots=false", "~logger",
                          "data.num_train_videos=1", "data.num_test_videos=2",
                          "data.frames_per_video=30", "data.size=32")
     with open_dict(cfg):
@@ -268,10 +266,30 @@ def test_train_tests_the_best_checkpoint(tmp_path: Path, monitor, tested_auc):
                                       "clip": {"length": 3, "target": "last"}})
         cfg.callbacks.spoil = {"_target_": "tests.oracle.SpoilLastEpoch"}
         cfg.callbacks.model_checkpoint.monitor = monitor
-    metrics, objects = train(cfg)
-    assert metrics["test/auc_micro"] == tested_auc
-    assert objects["model"].gain.item() == (1.0 if tested_auc == 1.0 else -1.0)
-    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    return train(cfg)
+
+
+@pytest.mark.parametrize(("monitor", "tested", "auc"),
+                         [("val/loss", "epoch_000.ckpt", 1.0), (None, "epoch_001.ckpt", 0.0)])
+def test_train_tests_the_best_checkpoint(tmp_path: Path, monitor, tested: str, auc: float):
+    """With ``monitor: val/loss`` ``vad.train`` must test the best checkpoint (epoch 0: AUC 1),
+    not the last weights (AUC 0); the recipes with ``monitor: null`` test the last epoch."""
+    metrics, objects = train_oracle(tmp_path, monitor)
+    assert metrics["test/auc_micro"] == auc
+    assert Path(objects["trainer"].ckpt_path).name == tested
+    assert objects["model"].gain.item() == (1.0 if auc == 1.0 else -1.0)
+
+
+@pytest.mark.xfail(strict=True, reason="Lightning 2.6 writes last.ckpt only when a top-k "
+                   "checkpoint is saved: with monitor=val/loss it is a copy of the best, not the "
+                   "last epoch (README's `vad.evaluate ckpt_path=.../last.ckpt`, resuming)")
+def test_last_ckpt_holds_the_last_epoch(tmp_path: Path):
+    import torch
+
+    train_oracle(tmp_path, "val/loss")
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu",
+                      weights_only=False)
+    assert last["epoch"] == 1 and last["state_dict"]["gain"].item() == -1.0
 
 
 @pytest.mark.parametrize("overrides", [["experiment=desdnet_ped2"], ["sweep=desdnet_erasure"]])
