@@ -245,11 +245,11 @@ def test_inference_fps_counts_the_frames_over_the_test_loop(tmp_path: Path):
     labels = [np.arange(20) % 4 == 0]
     dm = CountingDataModule(test_labels=labels, clip=clip, eval_batch_size=6)
     started = time.perf_counter()
-    metrics, _ = run_oracle(tmp_path, dm, clip, source="pixels", sleep=0.05)
+    metrics, _ = run_oracle(tmp_path, dm, clip, source="pixels", sleep=0.1)
     wall = time.perf_counter() - started
     batches = math.ceil(18 / 6)
     assert metrics["num_frames"] == 18
-    assert 18 / wall <= metrics["inference_fps"] <= 18 / (batches * 0.05)
+    assert 18 / wall <= metrics["inference_fps"] <= 18 / (batches * 0.1)
 
 
 # -- checkpoint choice through vad.train ----------------------------------------------------------
