@@ -1,9 +1,10 @@
-"""Shared test helpers: config composition and skip conditions."""
+"""Shared test helpers: config composition, skip conditions, and the evaluation by hand."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -31,3 +32,28 @@ def compose_config(output_dir: Path, *overrides: str, config_name: str = "train"
         cfg.hydra.job.num = 0
     HydraConfig().set_config(cfg)
     return cfg
+
+
+# -- evaluation written out by hand (independent of vad.evaluation) ------------------------------
+def rank_auc(scores, labels) -> float:
+    """Mann-Whitney AUC: P(anomalous frame scores above a normal one), ties counting half."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
+    pos, neg = scores[labels], scores[~labels]
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def minmax(scores):
+    """(s − min)/(max − min), zeros for a constant video."""
+    scores = np.asarray(scores, float)
+    span = scores.max() - scores.min()
+    return (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
+
+
+def gaussian_smooth(scores, sigma: float):
+    """Gaussian smoothing with σ frames, kernel cut at 4σ, ends repeated (edge padding)."""
+    radius = int(4 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    padded = np.pad(np.asarray(scores, float), radius, mode="edge")
+    return np.convolve(padded, kernel / kernel.sum(), mode="valid")

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from vad.models.blocks.convlstm import ConvLSTM
 from vad.models.convstae import ConvSTAE
@@ -43,3 +44,46 @@ def test_module_rejects_a_clip_target_it_cannot_score():
     with pytest.raises(ValueError, match="model.clip.target=all"):
         ConvSTAEModule(clip={"length": 10, "target": "last"}, net={"in_channels": 1},
                        optimizer=partial(torch.optim.Adam, lr=1e-3))
+
+
+class FixedReconstruction(nn.Module):
+    """Reconstructs a clip with a known error: Î = I − error."""
+
+    def __init__(self, error: torch.Tensor) -> None:
+        super().__init__()
+        self.error = error
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return clip - self.error
+
+
+def test_score_is_the_l1_error_summed_per_frame_in_window_order(tmp_path):
+    """Eq. 10-11 on a fixed reconstruction: e(t) = Σ|I − Î| over frame t's pixels, one score per
+    frame of the window, in the window's order. Frame t of clip b has 1 + t + 3b pixels off by
+    ±0.5 (signs alternating) and clip 0's frame 2 one pixel off by 2, so squared or signed errors,
+    or frames out of order, give other numbers."""
+    import hydra
+
+    from tests.helpers import compose_config
+    from vad.data.datamodule import ClipBatch
+
+    cfg = compose_config(tmp_path, "model=convstae")  # the configured score, not a default
+    module = hydra.utils.instantiate(cfg.model, _convert_="object")
+    batch, length, size = 2, cfg.model.clip.length, 8
+    error = torch.zeros(batch, 1, length, size, size)
+    expected = torch.zeros(batch, length)
+    for b in range(batch):
+        for t in range(length):
+            n = 1 + t + 3 * b
+            signs = torch.tensor([0.5 if i % 2 else -0.5 for i in range(n)])
+            error[b, 0, t].view(-1)[:n] = signs
+            expected[b, t] = 0.5 * n
+    error[0, 0, 2, -1, -1] = 2.0
+    expected[0, 2] += 2.0
+    module.net = FixedReconstruction(error)
+    clip = torch.rand(batch, 1, length, size, size, generator=torch.Generator().manual_seed(0))
+    frames = torch.arange(length).repeat(batch, 1)
+    scores = module.score(ClipBatch(clip, torch.zeros(batch, dtype=torch.long), frames,
+                                    torch.arange(batch)))
+    assert scores.shape == (batch, length)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)

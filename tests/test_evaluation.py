@@ -1,17 +1,15 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
-from vad.evaluation.evaluator import score_videos
+from tests.helpers import gaussian_smooth, minmax, rank_auc
+from vad.data.records import VideoRecord
+from vad.evaluation.evaluator import FrameEvaluator, score_videos
 from vad.evaluation.metrics import auc, eer
 from vad.evaluation.report import read_scores, write_all, write_scores
 from vad.evaluation.scores import aggregate_window_scores, normalize, segments
-
-
-def rank_auc(scores, labels):
-    """Independent Mann-Whitney AUC."""
-    pos, neg = scores[labels], scores[~labels]
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return greater / (len(pos) * len(neg))
 
 
 def test_auc_known_answers_and_raw_scale():
@@ -90,14 +88,20 @@ def test_threshold_detections_on_regularity():
 
 
 def test_scores_csv_round_trip(tmp_path):
-    raw = [np.array([np.nan, 1.0, 2.0, 8.0]), np.array([3.0, 1.0, 0.5])]
-    labels = [np.array([0, 0, 0, 1], bool), np.array([1, 0, 0], bool)]
-    metrics, table, _ = score_videos(["a", "b"], raw, labels, "minmax")
+    """scores.csv keys rows by frame index: reading it back restores every video's scores, its
+    unscored (NaN) frames and labels, and so every metric."""
+    raw = [np.array([np.nan, np.nan, 1.0, 2.0, 8.0, 0.5]), np.array([3.0, 1.0, 0.5, 7.25])]
+    labels = [np.array([0, 1, 0, 0, 1, 0], bool), np.array([1, 0, 0, 1], bool)]
+    metrics, table, _ = score_videos(["a", "b"], raw, labels, "minmax", smoothing_sigma=1.0)
     write_scores(tmp_path / "scores.csv", table)
     names, scores, read_labels = read_scores(tmp_path / "scores.csv")
-    again, _, _ = score_videos(names, scores, read_labels, "minmax")
     assert names == ["a", "b"]
-    assert again["auc_micro"] == pytest.approx(metrics["auc_micro"])
+    for got, want in zip(scores, raw):
+        np.testing.assert_array_equal(got, want)  # NaN where unscored, values exact
+    np.testing.assert_array_equal(read_labels[1], labels[1])
+    np.testing.assert_array_equal(read_labels[0][2:], labels[0][2:])  # unscored labels: not kept
+    again, _, _ = score_videos(names, scores, read_labels, "minmax", smoothing_sigma=1.0)
+    assert again == metrics
 
 
 def test_single_class_pooled_labels_give_nan_not_a_crash(tmp_path):
@@ -117,3 +121,124 @@ def test_anomaly_direction_threshold():
     _, _, detections = score_videos(["v"], raw, labels, "minmax", threshold=0.5,
                                     score_direction="anomaly")
     assert detections == {"v": [(2, 3)]}
+
+
+@pytest.mark.parametrize(("direction", "segment", "recall"),
+                         [("regularity", (4, 5), 2 / 3), ("anomaly", (3, 5), 1.0)])
+def test_threshold_follows_score_direction_at_an_asymmetric_theta(direction, segment, recall):
+    """θ = 0.3: regularity 1 − s < 0.3 means s > 0.7; anomaly means s > 0.3. Segments are frame
+    indices (frame 0 is unscored here)."""
+    raw = [np.array([np.nan, 0.0, 0.2, 0.5, 0.8, 1.0, 0.1])]
+    labels = [np.array([0, 0, 0, 1, 1, 1, 0], bool)]
+    metrics, _, detections = score_videos(["v"], raw, labels, "minmax", threshold=0.3,
+                                          score_direction=direction)
+    assert detections == {"v": [segment]}
+    assert metrics["detection_precision"] == 1.0
+    assert metrics["detection_recall"] == pytest.approx(recall)
+
+
+# -- post-processing ------------------------------------------------------------------------------
+RAW = [np.array([np.nan, 2.0, 4.0, 10.0, 3.0, 1.0, 1.0, 8.0, 2.0, 2.5]),
+       np.array([50.0, 52.0, 51.0, 60.0, 58.0, 50.5])]
+LABELS = [np.array([0, 0, 0, 1, 1, 0, 0, 1, 0, 0], bool), np.array([0, 0, 0, 1, 1, 0], bool)]
+
+
+@pytest.mark.parametrize("normalization", ["minmax", "min_over_max"])
+def test_smoothing_is_a_gaussian_applied_after_normalisation(normalization):
+    sigma = 1.2
+    norm = minmax if normalization == "minmax" else lambda s: (s - s.min()) / s.max()
+    scorable = [RAW[0][1:], RAW[1]]
+    metrics, table, _ = score_videos(["a", "b"], RAW, LABELS, normalization, sigma)
+    expected = [gaussian_smooth(norm(s), sigma) for s in scorable]
+    for got, want in zip(table.normalized, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # Smoothing first would give other numbers (the test can tell the two orders apart).
+    assert not np.allclose(norm(gaussian_smooth(scorable[0], sigma)), expected[0], atol=1e-3)
+    truth = np.concatenate([LABELS[0][1:], LABELS[1]])
+    assert metrics["auc_micro"] == pytest.approx(rank_auc(np.concatenate(expected), truth),
+                                                 abs=1e-6)
+    smoothed_raw = np.concatenate([gaussian_smooth(s, sigma) for s in scorable])
+    assert metrics["auc_micro_raw"] == pytest.approx(rank_auc(smoothed_raw, truth), abs=1e-6)
+    np.testing.assert_array_equal(table.score[0], scorable[0])  # raw scores stay unsmoothed
+
+
+def test_smoothing_changes_the_numbers_and_sigma_zero_does_not():
+    _, plain, _ = score_videos(["a", "b"], RAW, LABELS, "minmax", 0.0)
+    _, smoothed, _ = score_videos(["a", "b"], RAW, LABELS, "minmax", 2.0)
+    np.testing.assert_array_equal(plain.normalized[0], minmax(RAW[0][1:]))
+    assert np.abs(smoothed.normalized[0] - plain.normalized[0]).max() > 0.1
+
+
+def test_macro_auc_value_skips_one_class_videos():
+    """Per-video AUCs 1 and 3/4; two one-class videos (all normal, all anomalous) are skipped,
+    not averaged in as 0.5."""
+    raw = [np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 3.5, 4]), np.array([5.0, 1, 2, 0]),
+           np.array([1.0, 1, 2, 1])]
+    labels = [np.array([0, 0, 1, 1], bool), np.array([0, 1, 0, 1], bool), np.zeros(4, bool),
+              np.ones(4, bool)]
+    assert rank_auc(raw[1], labels[1]) == 0.75
+    metrics, _, _ = score_videos(["a", "b", "c", "d"], raw, labels, "none")
+    assert metrics["auc_macro"] == pytest.approx((1.0 + 0.75) / 2, abs=1e-6)
+    assert metrics["macro_num_videos"] == 2 and metrics["macro_skipped_videos"] == ["c", "d"]
+
+
+# -- DDP: the evaluator's gather ------------------------------------------------------------------
+def _clip_batches(clips, length=4):
+    """FrameScores of clips (index, start) of video 0 (target ``all``), scored by clip index."""
+    from vad.models.base import FrameScores
+
+    index = torch.tensor([i for i, _ in clips])
+    frames = torch.tensor([[s + t for t in range(length)] for _, s in clips])
+    return FrameScores(torch.zeros(len(clips), dtype=torch.long), frames,
+                       index[:, None].float().expand(-1, length), index)
+
+
+def _run_rank(evaluator, batches, world_size, all_gather, rank, records):
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(test_records=records, label_source="x"),
+                              is_global_zero=rank == 0)
+    module = SimpleNamespace(trainer=SimpleNamespace(world_size=world_size), all_gather=all_gather,
+                             device=torch.device("cpu"), log_dict=lambda *args, **kwargs: None)
+    evaluator.on_test_epoch_start(trainer, module)
+    for i, batch in enumerate(batches):
+        evaluator.on_test_batch_end(trainer, module, batch, None, i)
+    evaluator.on_test_epoch_end(trainer, module)
+
+
+def test_gather_drops_the_duplicates_a_distributed_sampler_pads_in(tmp_path):
+    """Five windows (T = 4, target ``all``) of one 8-frame video, each scoring its frames with
+    its own clip index. Two ranks as DistributedSampler(shuffle=False) splits them: rank 0 gets
+    clips 0, 2, 4, rank 1 gets 1, 3 and clip 0 again as padding. Each frame's score must be the
+    mean over the distinct windows that contain it, as in one process."""
+    records = [VideoRecord("v", np.zeros((8, 2, 2, 1), np.uint8), 8,
+                           labels=np.array([0, 0, 0, 0, 1, 1, 0, 0], bool))]
+    starts = {i: i for i in range(5)}
+    rank_clips = [[(0, 0), (2, 2), (4, 4)], [(1, 1), (3, 3), (0, 0)]]
+    expected = np.array([np.mean([i for i, s in starts.items() if s <= f < s + 4])
+                         for f in range(8)])
+    assert expected[0] == 0 and expected[3] == 1.5
+
+    sent = {}
+
+    def gather_rank1(rows):  # rank 1 goes first and keeps what it sent for rank 0's gather
+        sent[1] = rows
+        return torch.stack([rows, rows])
+
+    def gather_rank0(rows):
+        assert rows.shape == sent[1].shape  # padded to equal length, as all_gather needs
+        return torch.stack([rows, sent[1]])
+
+    _run_rank(FrameEvaluator(plots=False), [_clip_batches(rank_clips[1])], 2, gather_rank1, 1,
+              records)
+    ranked = FrameEvaluator(output_dir=str(tmp_path / "ddp"), plots=False)
+    _run_rank(ranked, [_clip_batches(rank_clips[0][:2]), _clip_batches(rank_clips[0][2:])], 2,
+              gather_rank0, 0, records)
+    single = FrameEvaluator(output_dir=str(tmp_path / "one"), plots=False)
+    _run_rank(single, [_clip_batches([(i, s) for i, s in starts.items()])], 1, None, 0, records)
+
+    names, scores, _ = read_scores(tmp_path / "ddp" / "scores.csv")
+    np.testing.assert_allclose(scores[0], expected, rtol=1e-12)
+    assert (tmp_path / "ddp" / "scores.csv").read_text() == (tmp_path / "one" / "scores.csv").read_text()
+    drop = ("inference_fps",)
+    assert ({k: v for k, v in ranked.metrics.items() if k not in drop}
+            == {k: v for k, v in single.metrics.items() if k not in drop})
+    assert ranked.metrics["num_frames"] == 8

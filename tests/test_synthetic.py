@@ -11,7 +11,9 @@ def test_generator_is_deterministic_and_labelled():
         np.testing.assert_array_equal(x.source, y.source)
         np.testing.assert_array_equal(x.labels, y.labels)
     assert [r.extras["anomaly"] for r in a] == list(ANOMALY_KINDS)
-    assert all(0 < r.labels.sum() < 40 for r in a)
+    # One anomalous object per video: one run of anomalous frames, pinned exactly.
+    assert [np.flatnonzero(r.labels).tolist() for r in a] == [
+        list(range(11, 40)), list(range(19, 40)), list(range(20, 40))]
     assert a[0].source.shape == (40, 32, 32, 1) and a[0].source.dtype == np.uint8
     assert not np.array_equal(generate_split(1, 1, 40, 32, True)[0].source, a[0].source)
 
@@ -46,3 +48,13 @@ def test_device_resident_batches_equal_host_batches():
     torch.testing.assert_close(a.clip, b.clip)
     assert a.clip.dtype == torch.uint8 and a.clip.shape == (4, *host.datasets["test"].frame_size, 1)
     assert a.frames.tolist() == b.frames.tolist() == [8]
+
+
+def test_default_benchmark_labels_are_pinned():
+    """The test split every documented synthetic number is measured on (conf/data/synthetic.yaml:
+    6 videos of 80 frames at 64x64, seed 0): 234 anomalous frames, one run per video."""
+    records = generate_split(0, 6, 80, 64, anomalous=True)
+    runs = [(29, 79), (28, 52), (39, 79), (27, 79), (34, 58), (41, 79)]
+    assert [np.flatnonzero(r.labels).tolist() for r in records] == [
+        list(range(a, b + 1)) for a, b in runs]
+    assert sum(int(r.labels.sum()) for r in records) == 234

@@ -28,7 +28,11 @@ def test_fast_dev_run_train_and_test(tmp_path: Path):
 def test_short_training_run_beats_chance_and_writes_run_dir(tmp_path: Path):
     cfg = compose_config(tmp_path, "trainer.max_epochs=5", "seed=0", "eval.threshold=0.94")
     metrics, _ = train(cfg)
-    assert metrics["test/auc_micro"] >= 0.65  # measured 0.682 (docs/results.md)
+    # The same model untrained (same seed, same data) sits at 0.453; trained, 0.682
+    # (docs/results.md). A clear margin over it, not a fixed floor.
+    untrained, _ = train(compose_config(tmp_path / "untrained", "train=false", "seed=0",
+                                        "eval.plots=false"))
+    assert metrics["test/auc_micro"] >= untrained["test/auc_micro"] + 0.15
     assert metrics["test/num_frames"] == 6 * 80  # ConvSTAE scores every frame
     assert metrics["test/excluded_frames"] == 0
     assert metrics["test/inference_fps"] > 0
@@ -64,13 +68,21 @@ def test_short_training_run_beats_chance_and_writes_run_dir(tmp_path: Path):
     csv_cfg = compose_config(tmp_path / "rescore", f"scores_csv={tmp_path / 'scores.csv'}",
                              "ckpt_path=unused", config_name="eval")
     rescored = evaluate(csv_cfg)
-    assert rescored["test/auc_micro"] == pytest.approx(metrics["test/auc_micro"], abs=1e-4)
+    for key in ("auc_micro", "auc_micro_raw", "auc_macro", "eer", "num_frames",
+                "num_anomalous_frames", "excluded_frames", "macro_num_videos"):
+        assert rescored[f"test/{key}"] == pytest.approx(metrics[f"test/{key}"], abs=1e-6), key
+    assert saved["num_anomalous_frames"] == 234  # tests/test_synthetic.py pins the labels
 
 
 def test_untrained_model_is_near_chance(tmp_path: Path):
+    """Near chance, but a real scorer: a constant score (AUC exactly 0.5) must not pass."""
     cfg = compose_config(tmp_path, "train=false", "eval.plots=false")
     metrics, _ = train(cfg)
-    assert 0.3 <= metrics["test/auc_micro"] <= 0.7
+    assert 0.3 <= metrics["test/auc_micro"] <= 0.7  # measured 0.453
+    rows = np.genfromtxt(tmp_path / "scores.csv", delimiter=",", names=True, dtype=None,
+                         encoding=None)
+    assert len(rows) == 480 and len(np.unique(rows["score"])) > 0.9 * len(rows)
+    assert metrics["test/auc_micro"] != 0.5
 
 
 def test_same_seed_same_auc(tmp_path: Path):

@@ -61,7 +61,8 @@ def score_videos(
 
     Returns:
         ``(metrics, table, detections)``: the metrics dict, the per-frame table and, if a
-        threshold is given, the detected anomalous segments per video (0-based, inclusive).
+        threshold is given, the detected anomalous segments per video as ``(first, last)`` frame
+        indices (0-based, inclusive, as in ``scores.csv``).
     """
     table = FrameTable()
     excluded = 0
@@ -97,7 +98,9 @@ def score_videos(
     if threshold is not None:
         flags = [(1 - s < threshold) if score_direction == "regularity" else (s > threshold)
                  for s in table.normalized]
-        detections = {v: segments(f) for v, f in zip(table.video, flags)}
+        # Runs of detected scorable frames, reported as frame indices (first scorable = T - 1).
+        detections = {v: [(int(frames[a]), int(frames[b])) for a, b in segments(f)]
+                      for v, frames, f in zip(table.video, table.frame, flags)}
         pred, truth = np.concatenate(flags), np.concatenate(table.label)
         tp = float((pred & truth).sum())
         precision = tp / max(pred.sum(), 1)
