@@ -280,9 +280,6 @@ def test_train_tests_the_best_checkpoint(tmp_path: Path, monitor, tested: str, a
     assert objects["model"].gain.item() == (1.0 if auc == 1.0 else -1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="Lightning 2.6 writes last.ckpt only when a top-k "
-                   "checkpoint is saved: with monitor=val/loss it is a copy of the best, not the "
-                   "last epoch (README's `vad.evaluate ckpt_path=.../last.ckpt`, resuming)")
 def test_last_ckpt_holds_the_last_epoch(tmp_path: Path):
     import torch
 

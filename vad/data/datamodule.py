@@ -73,16 +73,18 @@ def float_clips(batch: ClipBatch, value_range: Sequence[float]) -> ClipBatch:
 class FrameStore:
     """Every decoded frame of one split, from which a batch of clips is gathered in one step.
 
-    Frames that fit in memory (generated videos, or ``device_resident`` frames on the training
-    device) are concatenated into one contiguous uint8 array ``(N, H, W, C)``, and a batch is
-    one vectorised index into it. Memory-mapped cache files stay one per video (concatenating
-    them would copy the whole cache, tens of GB for ShanghaiTech): a batch is then copied clip by
-    clip into one preallocated uint8 array, with no per-sample conversion either way.
+    Frames that are in memory (generated videos) are concatenated into one contiguous uint8
+    array ``(N, H, W, C)``, and ``device_resident`` frames into one tensor on the training device;
+    a batch is then one vectorised index (``np.take``, several times faster than indexing a CPU
+    tensor). Memory-mapped cache files stay one per video (concatenating them would copy the whole
+    cache, tens of GB for ShanghaiTech): a clip's evenly spaced frames are one strided slice of its
+    video's map, copied straight into the preallocated uint8 batch. No per-sample conversion
+    either way.
 
     Args:
-        videos: Per video, ``(N_v, H, W, C)`` uint8 frames (arrays, memory maps or tensors).
-        device: Put the concatenated frames on this device (``device_resident``); None keeps
-            them where they are.
+        videos: Per video, ``(N_v, H, W, C)`` uint8 frames (arrays or memory maps).
+        device: Hold the concatenated frames on this device (``device_resident``); None keeps
+            them on the host.
     """
 
     def __init__(self, videos: Sequence[np.ndarray], device: torch.device | str | None = None
@@ -90,15 +92,14 @@ class FrameStore:
         self.lengths = np.array([len(v) for v in videos], dtype=np.int64)
         self.first_frame = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.frame_shape = tuple(videos[0].shape[1:])
-        in_memory = not any(isinstance(v, np.memmap) for v in videos)
+        self.videos: Sequence[np.ndarray] = ()
         self.frames: np.ndarray | torch.Tensor | None = None
-        self.videos: Sequence[np.ndarray] = videos
         if device is not None:
             self.frames = torch.from_numpy(np.concatenate(videos)).to(device)
-        elif in_memory:
-            self.frames = torch.from_numpy(np.concatenate(videos))
-        if self.frames is not None:
-            self.videos = ()
+        elif not any(isinstance(v, np.memmap) for v in videos):
+            self.frames = np.concatenate(videos)
+        else:
+            self.videos = videos
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -111,13 +112,20 @@ class FrameStore:
 
     def gather(self, video: np.ndarray, frames: np.ndarray) -> torch.Tensor:
         """uint8 ``(B, T', H, W, C)``: frames ``frames[b]`` of video ``video[b]``."""
-        if self.frames is not None:
+        shape = (*frames.shape, *self.frame_shape)
+        if isinstance(self.frames, torch.Tensor):
             flat = torch.from_numpy((self.first_frame[video][:, None] + frames).reshape(-1))
-            out = self.frames[flat.to(self.frames.device, non_blocking=True)]
-            return out.reshape(*frames.shape, *self.frame_shape)
-        out = np.empty((*frames.shape, *self.frame_shape), dtype=np.uint8)
+            return self.frames[flat.to(self.frames.device, non_blocking=True)].reshape(shape)
+        if self.frames is not None:
+            flat = (self.first_frame[video][:, None] + frames).reshape(-1)
+            return torch.from_numpy(np.take(self.frames, flat, axis=0).reshape(shape))
+        out = np.empty(shape, dtype=np.uint8)
         for b, (v, f) in enumerate(zip(video, frames)):
-            np.take(self.videos[v], f, axis=0, out=out[b])
+            spacing = f[1] - f[0] if len(f) > 1 else 1
+            if spacing > 0 and np.all(np.diff(f) == spacing):
+                out[b] = self.videos[v][f[0]: f[-1] + 1: spacing]
+            else:
+                np.take(self.videos[v], f, axis=0, out=out[b])
         return torch.from_numpy(out)
 
 

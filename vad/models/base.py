@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import lightning as L
 import torch
+from torch import nn
 
 from vad.data.clips import ClipSpec
 from vad.data.datamodule import ClipBatch
@@ -37,6 +38,10 @@ class VADModule(L.LightningModule):
         clip: The clip shape the data config reads (``${model.clip}``); validated here.
         optimizer: A ``torch.optim`` optimizer partial (``_partial_: true`` in the config).
         scheduler: An optional LR-scheduler partial.
+        compile: ``torch.compile`` the forward of every sub-network (GPU recipes; the first
+            steps are slower while it compiles). Checkpoints are unaffected.
+        channels_last: Store convolution weights channels-last (``channels_last_3d`` for 3D
+            convolutions), the layout tensor cores prefer; convolutions then run channels-last.
     """
 
     clip_target = "last"
@@ -46,6 +51,8 @@ class VADModule(L.LightningModule):
         clip: dict,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.clip_spec = ClipSpec(**clip)
@@ -54,6 +61,9 @@ class VADModule(L.LightningModule):
                              f"{self.clip_target!r}: set model.clip.target={self.clip_target}")
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.compile_networks = compile
+        self.channels_last = channels_last
+        self._configured = False
 
     # -- what a method implements -----------------------------------------------------------------
     def losses(self, batch: ClipBatch) -> dict[str, torch.Tensor]:
@@ -63,6 +73,25 @@ class VADModule(L.LightningModule):
     def score(self, batch: ClipBatch) -> torch.Tensor:
         """``(B, n_targets)`` anomaly scores of the batch's target frames, higher = anomalous."""
         raise NotImplementedError
+
+    # -- speed switches (model.compile, model.channels_last) -------------------------------------
+    def configure_model(self) -> None:
+        """Apply ``channels_last`` and ``compile`` once, before the first fit/test step."""
+        if self._configured:
+            return
+        self._configured = True
+        if self.channels_last:
+            for module in self.modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                    module.to(memory_format=torch.channels_last)
+                elif isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
+                    module.to(memory_format=torch.channels_last_3d)
+        if self.compile_networks:
+            # The forward of each sub-network, not the modules themselves: wrapping a module
+            # would rename its state-dict keys and break checkpoints across the switch.
+            for network in self.children():
+                if any(True for _ in network.parameters()):
+                    network.forward = torch.compile(network.forward)
 
     # -- shared steps -----------------------------------------------------------------------------
     def log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:

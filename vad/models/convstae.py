@@ -122,6 +122,8 @@ class ConvSTAEModule(VADModule):
         score_p: Exponent of the per-pixel error in e(t) (1: Eq. 10 for grey frames).
         optimizer: Optimizer partial (paper: Adam, lr 1e-5, betas 0.9/0.999).
         scheduler: Optional LR-scheduler partial.
+        compile: ``torch.compile`` the network (`VADModule`).
+        channels_last: Channels-last convolution weights (`VADModule`).
     """
 
     clip_target = "all"
@@ -133,8 +135,10 @@ class ConvSTAEModule(VADModule):
         optimizer,
         scheduler=None,
         score_p: int = 1,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
-        super().__init__(clip, optimizer, scheduler)
+        super().__init__(clip, optimizer, scheduler, compile, channels_last)
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
         self.net = ConvSTAE(**net)
         self.score_p = score_p

@@ -277,6 +277,8 @@ class DESDnetModule(VADModule):
         score: `ScoreConfig` fields.
         optimizer: Optimizer partial.
         scheduler: Optional LR-scheduler partial.
+        compile: ``torch.compile`` the networks (`VADModule`).
+        channels_last: Channels-last convolution weights (`VADModule`).
     """
 
     def __init__(
@@ -289,8 +291,10 @@ class DESDnetModule(VADModule):
         loss: dict | LossConfig | None = None,
         svdd: dict | SVDDConfig | None = None,
         score: dict | ScoreConfig | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
-        super().__init__(clip, optimizer, scheduler)  # checks clip.target=last: I_t
+        super().__init__(clip, optimizer, scheduler, compile, channels_last)  # checks clip.target=last: I_t
         if clip["length"] < 2:
             raise ValueError("DESDnet needs Δ >= 1 past frames: set model.clip.length >= 2")
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])

@@ -9,27 +9,41 @@ from functools import wraps
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from lightning import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+
+from vad.results import RunRecord
 
 log = logging.getLogger(__name__)
 
 
 def task_wrapper(task: Callable) -> Callable:
-    """Run ``task(cfg)``; on failure write the traceback into the run dir; always close W&B."""
+    """Run ``task(cfg)``, recording it in ``<run dir>/run.json`` (`vad.results.RunRecord`: command,
+    commit, machine, wall time, status); on failure write the traceback into the run dir; always
+    close W&B."""
 
     @wraps(task)
     def wrapped(cfg: DictConfig):
+        record = RunRecord(cfg.paths.output_dir, _task_overrides(), task.__name__)
+        record.start()
+        status = "failed"
         try:
-            return task(cfg)
+            result = task(cfg)
+            status = "ok"
+            return result
         except Exception:
             output_dir = Path(cfg.paths.output_dir)
             output_dir.mkdir(parents=True, exist_ok=True)
             (output_dir / "error.txt").write_text(traceback.format_exc())
             log.exception("task failed; traceback written to %s", output_dir / "error.txt")
             raise
+        except BaseException:
+            status = "interrupted"
+            raise
         finally:
+            record.finish(status)
             import sys
 
             if "wandb" in sys.modules:
@@ -39,6 +53,13 @@ def task_wrapper(task: Callable) -> Callable:
                     wandb.finish()
 
     return wrapped
+
+
+def _task_overrides() -> list[str]:
+    """The command line's overrides (empty outside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
 
 
 def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:

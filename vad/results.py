@@ -1,0 +1,198 @@
+"""Run folders → result rows: ``python -m vad.results RUN_DIR... [--append docs/results.md]``.
+
+Every ``vad.train``/``vad.evaluate`` run writes ``run.json`` beside its ``metrics.json``: the
+command, the commit, the machine, start and end, the wall time (summed over the commands of a
+run resumed in the same folder) and a status. This module reads those two files back and writes
+the rows of ``docs/results.md`` (and, later, a sweep's summary), so that no number is copied by
+hand: one implementation from run folder to row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+RUN_INFO = "run.json"
+# Overrides that only say where or how a run was carried out, not what it computed.
+BOOKKEEPING_PREFIXES = ("hydra.", "ckpt_path=", "test=", "paths.")
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The checkout's short commit (``+dirty`` with uncommitted changes to tracked files);
+    ``VAD_COMMIT`` wins (a copy of the tree without ``.git``, e.g. on a GPU machine)."""
+    if os.environ.get("VAD_COMMIT"):
+        return os.environ["VAD_COMMIT"]
+    cwd = cwd or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def machine() -> str:
+    """One line: the accelerator if any, CPU cores, torch version."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = []
+    if torch.cuda.is_available():
+        parts.append(f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}")
+    parts.append(f"{cores}-core {platform.machine()} CPU")
+    parts.append(f"torch {torch.__version__}")
+    return ", ".join(parts)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half-written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class RunRecord:
+    """Writes ``run.json`` for one command: call `start`, then `finish` with the status.
+
+    A command that resumes a run in the same folder (``ckpt_path=`` given) adds its wall time to
+    the previous commands' (``wall_s``) and counts them (``commands``).
+    """
+
+    def __init__(self, output_dir: Path, overrides: list[str], task: str) -> None:
+        self.path = Path(output_dir) / RUN_INFO
+        self.overrides = list(overrides)
+        self.task = task
+        self.started = 0.0
+        self.previous = {"wall_s": 0.0, "commands": 0}
+
+    def start(self) -> None:
+        self.started = time.time()
+        resumed = any(o.startswith("ckpt_path=") for o in self.overrides)
+        if resumed and self.path.exists():
+            old = json.loads(self.path.read_text())
+            self.previous = {"wall_s": old.get("wall_s", 0.0), "commands": old.get("commands", 1)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write("running")
+
+    def finish(self, status: str) -> None:
+        self._write(status)
+
+    def _write(self, status: str) -> None:
+        now = time.time()
+        write_json_atomic(self.path, {
+            "task": self.task,
+            "command": f"python -m vad.{self.task} " + " ".join(map(shlex.quote,
+                                                                     self.overrides)),
+            "overrides": self.overrides,
+            "commit": git_commit(),
+            "machine": machine(),
+            "started": self._iso(self.started),
+            "finished": self._iso(now) if status != "running" else None,
+            "status": status,
+            "wall_s": self.previous["wall_s"] + (now - self.started),
+            "commands": self.previous["commands"] + 1,
+        })
+
+    @staticmethod
+    def _iso(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(seconds))
+
+
+@dataclass
+class ResultRow:
+    """One run, as docs/results.md shows it."""
+
+    name: str
+    command: str
+    commit: str
+    machine: str
+    wall: str
+    status: str
+    metrics: dict
+
+    HEADER = ("run", "command", "commit", "machine", "wall time", "auc_micro", "auc_micro_raw",
+              "auc_macro (videos)", "eer", "inference frames/s")
+
+    def cells(self) -> list[str]:
+        m = self.metrics
+
+        def auc(key: str) -> str:
+            return f"{m[key]:.3f}" if isinstance(m.get(key), (int, float)) else "—"
+
+        macro = auc("auc_macro")
+        if "macro_num_videos" in m:
+            macro += f" ({int(m['macro_num_videos'])})"
+        fps = f"{m['inference_fps']:.1f}" if "inference_fps" in m else "—"
+        if self.status != "ok":
+            return [self.name, f"`{self.command}`", self.commit, self.machine, self.wall,
+                    f"**{self.status}**", "", "", "", ""]
+        return [self.name, f"`{self.command}`", self.commit, self.machine, self.wall,
+                auc("auc_micro"), auc("auc_micro_raw"), macro, auc("eer"), fps]
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} m"
+    return f"{minutes} m {secs:02d} s" if minutes else f"{secs} s"
+
+
+def display_command(info: dict) -> str:
+    """The command a reader would type: bookkeeping overrides (output folder, resume) dropped."""
+    kept = [o for o in info.get("overrides", []) if not o.startswith(BOOKKEEPING_PREFIXES)]
+    return f"python -m vad.{info.get('task', 'train')} " + " ".join(map(shlex.quote, kept))
+
+
+def read_run(run_dir: Path) -> ResultRow:
+    """The row of one run folder (``run.json`` and, if the run finished, ``metrics.json``)."""
+    run_dir = Path(run_dir)
+    info_path, metrics_path = run_dir / RUN_INFO, run_dir / "metrics.json"
+    if not info_path.exists():
+        raise FileNotFoundError(f"{info_path} is missing: not a vad run folder (or written "
+                                f"before run.json existed)")
+    info = json.loads(info_path.read_text())
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    status = info.get("status", "unknown")
+    if status == "ok" and not metrics:
+        status = "no metrics"
+    wall = format_seconds(info.get("wall_s", 0.0))
+    if info.get("commands", 1) > 1:
+        wall += f" ({info['commands']} commands)"
+    return ResultRow(run_dir.name, display_command(info), info.get("commit", "unknown"),
+                     info.get("machine", ""), wall, status, metrics)
+
+
+def markdown_table(rows: list[ResultRow]) -> str:
+    lines = ["| " + " | ".join(ResultRow.HEADER) + " |",
+             "|" + " --- |" * len(ResultRow.HEADER)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (with run.json)")
+    parser.add_argument("--append", type=Path, help="append the table to this markdown file")
+    parser.add_argument("--title", default=None, help="heading written above an appended table")
+    args = parser.parse_args(argv)
+    table = markdown_table([read_run(run) for run in args.runs])
+    print(table)
+    if args.append:
+        heading = f"\n### {args.title}\n\n" if args.title else "\n"
+        with open(args.append, "a") as handle:
+            handle.write(heading + table + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
