@@ -4,6 +4,7 @@ the speed switches of `VADModule`, and the GPU-row tooling (`scripts/gpu_rows.py
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import subprocess
@@ -245,3 +246,16 @@ def test_gpu_rows_resumes_a_chunked_recipe_and_writes_its_row(tmp_path):
     assert "ckpt_path" not in row.command and "hydra.run.dir" not in row.command
     assert row.command.startswith("python -m vad.train experiment=convstae_synthetic")
     assert f"| {cells[5]} |" in markdown_table([row]) and f"| {cells[5]} |" in second.stdout
+
+
+def test_bench_times_training_steps_and_scores_every_test_frame_once():
+    from vad.bench import bench_method
+
+    overrides = ["data.num_train_videos=1", "data.num_test_videos=2", "data.frames_per_video=24",
+                 "data.size=32", "data.batch_size=4"]
+    args = argparse.Namespace(steps=3, warmup=1, infer_batch=16, overrides=overrides)
+    result = bench_method("convstae", args)
+    assert result["infer_frames"] == 2 * 24  # T=10, target all: every test frame scored once
+    assert result["train_clips_s"] > 0 and result["infer_fps"] > 0
+    assert 0 <= result["data_wait"] < 1
+    assert result["size"] == "32x32" and result["clip"] == "T=10 all"
