@@ -21,7 +21,7 @@ import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.evaluation import report
 from vad.evaluation.evaluator import evaluation_policy, score_videos
 from vad.train import CONFIG_DIR, build
-from vad.utils import task_wrapper
+from vad.utils import exit_after_failure, task_wrapper
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,11 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
 def main(cfg: DictConfig) -> None:
-    metrics = evaluate(cfg)
+    try:
+        metrics = evaluate(cfg)
+    except Exception:
+        exit_after_failure()
+        raise
     log.info("\n%s", "\n".join(f"  {k:<28} {v:.4f}" for k, v in sorted(metrics.items())))
 
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.evaluation.evaluator import FrameEvaluator
 from vad.utils import (
+    exit_after_failure,
     get_metric_value,
     instantiate_callbacks,
     instantiate_loggers,
@@ -71,6 +72,7 @@ def main(cfg: DictConfig) -> float | None:
         metrics, _ = train(cfg)
     except Exception:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
+            exit_after_failure()
             raise
         # One failing job must not stop its siblings: its traceback is in its run dir.
         log.error("job %s failed (see %s/error.txt); the sweep goes on",

@@ -188,6 +188,13 @@ class FrameEvaluator(L.Callback):
         rows = self._gather(pl_module)  # waits for the device, so the timing below is complete
         seconds = time.perf_counter() - self._started
         records = trainer.datamodule.test_records
+        bad = ~np.isfinite(rows[:, 3])
+        if bad.any():  # NaN would otherwise read as "no clip scored this frame"
+            video, frame = rows[np.argmax(bad), 1:3].astype(int)
+            raise FloatingPointError(
+                f"{int(bad.sum())} non-finite test score(s), the first for video "
+                f"{records[video].name!r} frame {frame}: the model diverged or its score divides "
+                f"by zero; check the training losses (train/loss) and the checkpoint tested")
         raw = aggregate_window_scores(rows[:, 1].astype(int), rows[:, 2].astype(int), rows[:, 3],
                                       [r.num_frames for r in records], self.window_aggregation)
         metrics, table, detections = score_videos(

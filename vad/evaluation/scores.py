@@ -59,6 +59,9 @@ def normalize(scores: np.ndarray, method: str) -> np.ndarray:
     if method == "minmax":
         return (scores - low) / (high - low) if high > low else np.zeros_like(scores, np.float64)
     if method == "min_over_max":
+        if low < 0:  # (e - e_min) / e_max reverses the ranking when e_max < 0
+            raise ValueError(f"min_over_max normalisation (paper 002, Eq. 12) needs scores >= 0, "
+                             f"got a minimum of {low:.4g}; use eval.normalization=minmax")
         return (scores - low) / high if high != 0 else np.zeros_like(scores, np.float64)
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
 

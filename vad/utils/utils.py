@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import traceback
 from collections.abc import Callable
 from functools import wraps
@@ -33,11 +35,12 @@ def task_wrapper(task: Callable) -> Callable:
             result = task(cfg)
             status = "ok"
             return result
-        except Exception:
+        except Exception as error:
             output_dir = Path(cfg.paths.output_dir)
             output_dir.mkdir(parents=True, exist_ok=True)
             (output_dir / "error.txt").write_text(traceback.format_exc())
-            log.exception("task failed; traceback written to %s", output_dir / "error.txt")
+            log.error("%s: %s\n(full traceback in %s; HYDRA_FULL_ERROR=1 prints it here)",
+                      type(error).__name__, error, output_dir / "error.txt")
             raise
         except BaseException:
             status = "interrupted"
@@ -53,6 +56,14 @@ def task_wrapper(task: Callable) -> Callable:
                     wandb.finish()
 
     return wrapped
+
+
+def exit_after_failure() -> None:
+    """End a failed single run with exit status 1 and only the one-line message `task_wrapper`
+    logged; with ``HYDRA_FULL_ERROR=1`` the caller re-raises instead (full traceback)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return
+    sys.exit(1)
 
 
 def _task_overrides() -> list[str]:
