@@ -21,7 +21,7 @@ import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.evaluation import report
 from vad.evaluation.evaluator import evaluation_policy, score_videos
 from vad.train import CONFIG_DIR, build
-from vad.utils import exit_after_failure, task_wrapper
+from vad.utils import exit_after_failure, format_metrics, task_wrapper
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer, _ = build(cfg)
-    trainer.test(model=model, datamodule=datamodule, ckpt_path=str(ckpt_path))
+    trainer.test(model=model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
@@ -76,7 +76,7 @@ def main(cfg: DictConfig) -> None:
     except Exception:
         exit_after_failure()
         raise
-    log.info("\n%s", "\n".join(f"  {k:<28} {v:.4f}" for k, v in sorted(metrics.items())))
+    log.info("test metrics:\n%s", format_metrics(metrics))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.evaluation.evaluator import FrameEvaluator
 from vad.utils import (
     exit_after_failure,
+    format_metrics,
     get_metric_value,
     instantiate_callbacks,
     instantiate_loggers,
@@ -54,14 +55,16 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     if cfg.get("test", True):
-        has_best = trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
-        if not has_best:
+        # The first ModelCheckpoint (callbacks.model_checkpoint) chooses; its path is passed
+        # explicitly, since "best" makes Lightning warn about the second one (last.ckpt).
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
             log.warning("no best checkpoint (fast_dev_run or no checkpoint callback): testing the last weights")
-        trainer.test(model=model, datamodule=datamodule, ckpt_path="best" if has_best else None)
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None,
+                     verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         log.info("test metrics (written to %s/metrics.json):\n%s", cfg.paths.output_dir,
-                 "\n".join(f"  {k:<28} {v:.4f}" for k, v in sorted(metrics.items())
-                           if k.startswith("test/")))
+                 format_metrics(metrics))
     return metrics, {"datamodule": datamodule, "model": model, "trainer": trainer,
                      "evaluator": evaluator}
 

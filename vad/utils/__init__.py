@@ -1,5 +1,6 @@
 from vad.utils.utils import (
     exit_after_failure,
+    format_metrics,
     get_metric_value,
     instantiate_callbacks,
     instantiate_loggers,
@@ -7,5 +8,5 @@ from vad.utils.utils import (
     task_wrapper,
 )
 
-__all__ = ["exit_after_failure", "get_metric_value", "instantiate_callbacks", "instantiate_loggers",
+__all__ = ["exit_after_failure", "format_metrics", "get_metric_value", "instantiate_callbacks", "instantiate_loggers",
            "log_hyperparameters", "task_wrapper"]

@@ -96,6 +96,16 @@ def log_hyperparameters(cfg: DictConfig, model, trainer) -> None:
         logger.log_hyperparams(params)
 
 
+def format_metrics(metrics: dict) -> str:
+    """The ``test/*`` metrics as aligned lines: counts as integers, the rest to 4 decimals."""
+    lines = []
+    for key, value in sorted(metrics.items()):
+        if key.startswith("test/"):
+            text = f"{int(value)}" if float(value).is_integer() and "auc" not in key else f"{value:.4f}"
+            lines.append(f"  {key:<28} {text}")
+    return "\n".join(lines)
+
+
 def get_metric_value(metrics: dict, name: str | None) -> float | None:
     """The optimised metric for a sweeper; fails loudly, naming the key, if it was never logged."""
     if not name:
