@@ -353,3 +353,15 @@ def test_l2_penalty_counts_kernels_only():
     assert l2_penalty(conv).item() == pytest.approx(18.0)
     assert np.isfinite(l2_penalty(LatentPred(num_inputs=2, **{
         k: v for k, v in TINY_NET.items() if k != "in_channels"})).item())
+
+
+@pytest.mark.parametrize("kind", ["conv3d", "convlstm", "autoregressive"])
+def test_motion_model_variants_from_config(tmp_path: Path, kind: str):
+    """Table 5's motion-model columns are one override of the model config."""
+    import hydra
+
+    cfg = compose_config(tmp_path, "model=latentpred", f"model.net.motion.kind={kind}")
+    module = hydra.utils.instantiate(cfg.model, _convert_="object")
+    batch = make_batch(batch=2, frames=cfg.model.clip.length + 1, size=64)
+    losses = module.losses(batch)
+    assert torch.isfinite(losses["loss"]) and module.score(batch).shape == (2, 1)

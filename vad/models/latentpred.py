@@ -132,10 +132,11 @@ class Conv3DMotion(nn.Module):
 
 class ConvLSTMMotion(nn.Module):
     """Table 5's ConvLSTM motion model: the shared ConvLSTM over z_1..z_k, last hidden state,
-    1×1 convolution to the latent channels (our choice)."""
+    1×1 convolution to the latent channels (our choice). ``negative_slope`` is unused (the gates
+    are the non-linearities); it is accepted so that one config serves every motion model."""
 
     def __init__(self, latent_channels: int, channels: Sequence[int] = (64, 64, 64),
-                 kernel_size: int = 3) -> None:
+                 kernel_size: int = 3, negative_slope: float | None = None) -> None:
         super().__init__()
         self.lstm = ConvLSTM(latent_channels, list(channels), kernel_size)
         self.head = nn.Conv2d(channels[-1], latent_channels, kernel_size=1)
