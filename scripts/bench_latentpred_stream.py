@@ -124,10 +124,10 @@ def main() -> None:
     print("| --- | --- | --- |")
     for resize in (False, True):
         fps = bench_streaming(module, video, size, resize, device)
-        print(f"| streaming (batch 1) | {'yes' if resize else 'no'} | {fps:.1f} |", flush=True)
+        print(f"| streaming (batch 1) | {'yes' if resize else 'no'} | {fps:.2f} |", flush=True)
     for resize in (False, True):
         fps = bench_batched(module, video, size, resize, device, args.batch)
-        print(f"| batched ({args.batch} windows) | {'yes' if resize else 'no'} | {fps:.1f} |",
+        print(f"| batched ({args.batch} windows) | {'yes' if resize else 'no'} | {fps:.2f} |",
               flush=True)
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
 
