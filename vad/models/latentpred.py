@@ -1,7 +1,8 @@
 """Latent-code prediction: decoupled appearance and motion learning (paper 003).
 
 Li, Leroux & Simoens, "Decoupled appearance and motion learning for efficient anomaly detection
-in surveillance video", Computer Vision and Image Understanding 210:103249, 2021.
+in surveillance video", Computer Vision and Image Understanding (Elsevier; the OCR lacks the
+volume and year).
 
 Idea: an *appearance* autoencoder (a U-Net-type AE, §3.1) encodes every frame on its own, after a
 background frame (the per-pixel mean of all training frames) is subtracted; its decoder
