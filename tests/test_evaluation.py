@@ -242,3 +242,22 @@ def test_gather_drops_the_duplicates_a_distributed_sampler_pads_in(tmp_path):
     assert ({k: v for k, v in ranked.metrics.items() if k not in drop}
             == {k: v for k, v in single.metrics.items() if k not in drop})
     assert ranked.metrics["num_frames"] == 8
+
+
+def test_window_minmax_normalises_each_frame_within_its_centred_window():
+    """Paper 003's ShanghaiTech protocol: min–max over the frames around each frame, cut off at
+    the video's ends (hand-computed), recorded in the policy; a window < 2 is refused."""
+    from vad.evaluation.evaluator import evaluation_policy
+
+    scores = np.array([0.0, 4.0, 2.0, 10.0, 6.0, 6.0])
+    # window 3: [0,4] [0,4,2] [4,2,10] [2,10,6] [10,6,6] [6,6]
+    expected = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+    np.testing.assert_allclose(normalize(scores, "window_minmax", 3), expected)
+    np.testing.assert_allclose(normalize(scores, "window_minmax", 100), scores / 10)
+    with pytest.raises(ValueError, match="normalization_window"):
+        normalize(scores, "window_minmax", 0)
+    metrics, table, _ = score_videos(["a"], [scores], [np.array([0, 1, 0, 1, 0, 0], bool)],
+                                     "window_minmax", normalization_window=3)
+    np.testing.assert_allclose(table.normalized[0], expected)
+    assert evaluation_policy("window_minmax", 0, "mean", None, "anomaly", 3)[
+        "normalization_window"] == 3

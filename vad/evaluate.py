@@ -37,9 +37,10 @@ def rescore(cfg: DictConfig) -> dict:
     names, scores, labels = report.read_scores(Path(cfg.scores_csv))
     ev = cfg.eval
     metrics, table, detections = score_videos(
-        names, scores, labels, ev.normalization, ev.smoothing_sigma, ev.threshold, ev.score_direction)
+        names, scores, labels, ev.normalization, ev.smoothing_sigma, ev.threshold, ev.score_direction,
+        ev.normalization_window)
     policy = evaluation_policy(ev.normalization, ev.smoothing_sigma, ev.window_aggregation,
-                               ev.threshold, ev.score_direction)
+                               ev.threshold, ev.score_direction, ev.normalization_window)
     metrics = {**metrics, **policy, "rescored_from": str(cfg.scores_csv)}
     report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
     return {f"test/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}

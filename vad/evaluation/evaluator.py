@@ -44,6 +44,7 @@ def score_videos(
     smoothing_sigma: float = 0.0,
     threshold: float | None = None,
     score_direction: str = "regularity",
+    normalization_window: int = 0,
 ) -> tuple[dict, FrameTable, dict[str, list[tuple[int, int]]]]:
     """Metrics of per-video frame scores.
 
@@ -51,13 +52,14 @@ def score_videos(
         names: Video ids.
         raw_scores: Per video, one anomaly score per frame, NaN where no clip scores the frame.
         labels: Per video, ``bool[num_frames]``.
-        normalization: ``minmax``, ``min_over_max`` or ``none`` (per video).
+        normalization: ``minmax``, ``min_over_max``, ``window_minmax`` or ``none`` (per video).
         smoothing_sigma: Gaussian temporal smoothing σ (frames), after normalisation.
         threshold: Optional θ; with ``score_direction="regularity"`` frames whose regularity
             1 − normalised score falls below θ are detections (paper 002, §III-C), with
             ``"anomaly"`` frames whose normalised anomaly score exceeds θ.
         score_direction: Which score thresholds and plots show (metrics always rank the
             anomaly score, higher = more anomalous).
+        normalization_window: Frames of the ``window_minmax`` window.
 
     Returns:
         ``(metrics, table, detections)``: the metrics dict, the per-frame table and, if a
@@ -77,7 +79,8 @@ def score_videos(
         table.video.append(name)
         table.frame.append(np.flatnonzero(scorable))
         table.score.append(raw[scorable])
-        table.normalized.append(postprocess(raw[scorable], normalization, smoothing_sigma))
+        table.normalized.append(postprocess(raw[scorable], normalization, smoothing_sigma,
+                                            normalization_window))
         table.label.append(np.asarray(y, bool)[scorable])
     smoothed_raw = [postprocess(s, "none", smoothing_sigma) for s in table.score]
     metrics = frame_metrics(table.normalized, smoothed_raw, table.label)
@@ -115,9 +118,11 @@ def score_videos(
 
 
 def evaluation_policy(normalization: str, smoothing_sigma: float, window_aggregation: str,
-                      threshold: float | None, score_direction: str) -> dict:
+                      threshold: float | None, score_direction: str,
+                      normalization_window: int = 0) -> dict:
     """The evaluation options a run used, as recorded in ``metrics.json``."""
-    return {"normalization": normalization, "smoothing_sigma": float(smoothing_sigma),
+    return {"normalization": normalization, "normalization_window": int(normalization_window),
+            "smoothing_sigma": float(smoothing_sigma),
             "window_aggregation": window_aggregation, "threshold": threshold,
             "score_direction": score_direction,
             "metric_direction": "AUC/EER rank the anomaly score (higher = more anomalous)"}
@@ -136,6 +141,7 @@ class FrameEvaluator(L.Callback):
             the score plots show and ``threshold`` applies to.
         output_dir: Run directory for the files; ``None`` writes nothing.
         plots: Write a regularity plot per test video and a ROC plot.
+        normalization_window: Frames of the ``window_minmax`` normalisation window.
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class FrameEvaluator(L.Callback):
         score_direction: str = "regularity",
         output_dir: str | None = None,
         plots: bool = True,
+        normalization_window: int = 0,
     ) -> None:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"eval.normalization must be one of {NORMALIZATIONS}")
@@ -154,6 +161,7 @@ class FrameEvaluator(L.Callback):
             raise ValueError(f"eval.score_direction must be one of {SCORE_DIRECTIONS}")
         self.score_direction = score_direction
         self.normalization = normalization
+        self.normalization_window = int(normalization_window)
         self.smoothing_sigma = float(smoothing_sigma)
         self.window_aggregation = window_aggregation
         self.threshold = threshold
@@ -199,7 +207,8 @@ class FrameEvaluator(L.Callback):
                                       [r.num_frames for r in records], self.window_aggregation)
         metrics, table, detections = score_videos(
             [r.name for r in records], raw, [r.labels for r in records],
-            self.normalization, self.smoothing_sigma, self.threshold, self.score_direction)
+            self.normalization, self.smoothing_sigma, self.threshold, self.score_direction,
+            self.normalization_window)
         log.info("excluded %d unscorable frames of %d", metrics["excluded_frames"],
                  sum(r.num_frames for r in records))
         # Batched inference speed: scored frames per second of the whole test loop (loading,
@@ -209,7 +218,8 @@ class FrameEvaluator(L.Callback):
         pl_module.log_dict({f"test/{k}": v for k, v in numeric.items()}, sync_dist=False,
                            rank_zero_only=True)
         policy = evaluation_policy(self.normalization, self.smoothing_sigma,
-                                   self.window_aggregation, self.threshold, self.score_direction)
+                                   self.window_aggregation, self.threshold, self.score_direction,
+                                   self.normalization_window)
         self.metrics = {**metrics, **policy, "label_source": trainer.datamodule.label_source}
         if self.output_dir is not None and trainer.is_global_zero:
             report.write_all(self.output_dir, self.metrics, table, detections, plots=self.plots)

@@ -6,7 +6,9 @@ Order of operations (each step recorded in ``metrics.json``):
    ``mean``/``max``/``min`` of its scores;
 2. *alignment*: frames no clip targets are unscorable, excluded from scores and labels alike;
 3. *per-video normalisation* of the scorable frames: ``minmax`` (e − min)/(max − min), the
-   protocol of most papers; ``min_over_max`` (e − e_min)/e_max, paper 002 Eq. 12; or ``none``;
+   protocol of most papers; ``min_over_max`` (e − e_min)/e_max, paper 002 Eq. 12;
+   ``window_minmax``, min–max over the ``window`` frames centred on each frame (cut off at the
+   video's ends), as paper 003 does for ShanghaiTech; or ``none``;
 4. optional *Gaussian temporal smoothing* (σ in frames), after normalisation.
 """
 
@@ -15,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 
-NORMALIZATIONS = ("minmax", "min_over_max", "none")
+NORMALIZATIONS = ("minmax", "min_over_max", "window_minmax", "none")
 AGGREGATIONS = ("mean", "max", "min")
 
 
@@ -51,10 +53,20 @@ def aggregate_window_scores(
     return out
 
 
-def normalize(scores: np.ndarray, method: str) -> np.ndarray:
-    """Per-video normalisation of one video's scores (see module docstring)."""
+def normalize(scores: np.ndarray, method: str, window: int = 0) -> np.ndarray:
+    """Per-video normalisation of one video's scores (see module docstring); ``window`` (frames)
+    is used by ``window_minmax`` only."""
     if method == "none":
         return scores.astype(np.float64)
+    if method == "window_minmax":
+        if window < 2:
+            raise ValueError(f"window_minmax normalisation needs eval.normalization_window >= 2, "
+                             f"got {window}")
+        scores = scores.astype(np.float64)
+        low = minimum_filter1d(scores, window, mode="nearest")
+        high = maximum_filter1d(scores, window, mode="nearest")
+        span = high - low
+        return np.divide(scores - low, span, out=np.zeros_like(scores), where=span > 0)
     low, high = float(np.min(scores)), float(np.max(scores))
     if method == "minmax":
         return (scores - low) / (high - low) if high > low else np.zeros_like(scores, np.float64)
@@ -71,9 +83,10 @@ def smooth(scores: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter1d(scores, sigma, mode="nearest") if sigma > 0 else scores
 
 
-def postprocess(scores: np.ndarray, normalization: str, sigma: float) -> np.ndarray:
+def postprocess(scores: np.ndarray, normalization: str, sigma: float, window: int = 0
+                ) -> np.ndarray:
     """Normalise, then smooth, one video's scorable-frame scores."""
-    return smooth(normalize(scores, normalization), sigma)
+    return smooth(normalize(scores, normalization, window), sigma)
 
 
 def segments(flags: np.ndarray) -> list[tuple[int, int]]:
