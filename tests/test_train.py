@@ -63,6 +63,13 @@ def test_short_training_run_beats_chance_and_writes_run_dir(tmp_path: Path):
     evaluate(run_cfg)
     policy = json.loads((tmp_path / "eval_run" / "metrics.json").read_text())
     assert policy["threshold"] == 0.94 and policy["smoothing_sigma"] == 2.0
+    # ... and model options given on the command line re-score the same weights (here e(t) with
+    # squared errors), the rest of the run's model config kept.
+    squared = compose_config(tmp_path / "eval_p2", f"ckpt_path={best}", "model.score_p=2",
+                             config_name="eval")
+    assert evaluate(squared)["test/auc_micro"] != pytest.approx(metrics["test/auc_micro"],
+                                                                abs=1e-4)
+    assert squared.model.net == cfg.model.net and squared.model.score_p == 2
 
     # Re-scoring the saved scores.csv needs no model and reproduces the numbers.
     csv_cfg = compose_config(tmp_path / "rescore", f"scores_csv={tmp_path / 'scores.csv'}",

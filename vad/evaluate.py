@@ -2,8 +2,8 @@
 
 Model, data and evaluation options come from the checkpoint's run config
 (``<run>/.hydra/config.yaml``, found next to ``checkpoints/``) unless ``use_run_config=false``;
-``eval.*`` given on the command line override the run's, so the same checkpoint can be re-scored
-with other options (normalisation, smoothing, θ).
+``eval.*`` and ``model.*`` given on the command line override the run's, so the same checkpoint
+can be re-scored with other options (normalisation, smoothing, θ, a method's score variant).
 ``scores_csv=<run>/scores.csv`` re-scores saved scores without any model: the cross-check path.
 """
 
@@ -56,11 +56,13 @@ def evaluate(cfg: DictConfig) -> dict:
     run_config = run_config_of(ckpt_path) if cfg.use_run_config else None
     if run_config is not None:
         trained = OmegaConf.load(run_config)
-        # The run's evaluation options, with those given on this command line on top.
+        # The run's model and evaluation options, with those given on this command line on top
+        # (e.g. another score of the same weights: model.score.kind=r_mse).
         given = OmegaConf.from_dotlist([o for o in HydraConfig.get().overrides.task
-                                        if o.startswith("eval.")])
+                                        if o.startswith(("eval.", "model."))])
         with open_dict(cfg):
-            cfg.model, cfg.data = trained.model, trained.data
+            cfg.model = OmegaConf.merge(trained.model, given.get("model", {}))
+            cfg.data = trained.data
             cfg.eval = OmegaConf.merge(trained.eval, given.get("eval", {}))
         log.info("model, data and eval config taken from %s", run_config)
     if cfg.get("seed") is not None:
