@@ -288,19 +288,21 @@ def test_ablation_streams_score_what_they_have():
 
 # -- training -------------------------------------------------------------------------------------
 def test_short_synthetic_run_beats_untrained(tmp_path: Path):
-    """A few synthetic epochs (both phases) beat the untrained model by a clear margin.
+    """Six synthetic epochs (4 of phase 1, K-means, 2 of phase 2) beat the untrained model.
 
-    Measured (seed 0, 4 train videos of 48 frames, 3 epochs): see docs/results.md.
+    The default config through `vad.train`, last epoch tested. Measured (seed 0): see
+    docs/results.md; the untrained model is above chance here (its error sums still see the
+    blurred fast objects), so the margin is asked against it, not against 0.5.
     """
     from vad.train import train
 
     common = ["model=stdae", "data=synthetic", "seed=0", "eval.plots=false",
-              "data.num_train_videos=4", "data.frames_per_video=48", "trainer.max_epochs=3",
-              "model.kmeans.pretrain_epochs=2", "callbacks.model_checkpoint.monitor=null"]
+              "trainer.max_epochs=6", "model.kmeans.pretrain_epochs=4",
+              "callbacks.model_checkpoint.monitor=null"]
     trained, _ = train(compose_config(tmp_path / "trained", *common))
     untrained, _ = train(compose_config(tmp_path / "untrained", *common, "train=false"))
-    assert trained["test/auc_micro"] >= untrained["test/auc_micro"] + 0.1
-    assert trained["test/auc_micro"] >= 0.6
+    assert trained["test/auc_micro"] >= untrained["test/auc_micro"] + 0.1  # measured 0.758, 0.585
+    assert trained["test/auc_micro"] >= 0.7
     assert "train/loss_cluster_epoch" in trained and "val/loss_cluster" in trained
 
 
