@@ -214,6 +214,41 @@ def test_phase_switch_at_the_configured_epoch_freezes_the_right_parameters():
     assert len(centre_steps) == len([s for s in ae_steps if s[0] >= 2]) > 0  # alternation
 
 
+def test_resuming_across_commands_keeps_the_phases(tmp_path: Path):
+    """The GPU recipe runs phase 1 and phase 2 as two commands: resuming from phase 1's last
+    checkpoint initialises the centres then; resuming in phase 2 keeps them."""
+    L.seed_everything(0)
+    kmeans = {"pretrain_epochs": 2, "locations_per_clip": 8}
+
+    class Counting(STDAEModule):
+        calls = 0
+
+        def init_centres(self, loader=None):
+            type(self).calls += 1
+            super().init_centres(loader)
+
+    def fit(epochs: int, ckpt: str | None = None) -> tuple[STDAEModule, str]:
+        module = Counting(clip=CLIP, net=TINY_NET, optimizer=partial(torch.optim.Adam, lr=1e-3),
+                          clusters=3, kmeans=kmeans)
+        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            num_sanity_val_steps=0, limit_val_batches=0,
+                            default_root_dir=tmp_path / str(epochs))
+        trainer.fit(module, tiny_datamodule(), ckpt_path=ckpt)
+        return module, trainer.checkpoint_callback.last_model_path or \
+            trainer.checkpoint_callback.best_model_path
+
+    phase1, ckpt1 = fit(2)
+    assert not bool(phase1.centres_ready) and Counting.calls == 0
+    phase2, ckpt2 = fit(3, ckpt1)
+    assert bool(phase2.centres_ready) and Counting.calls == 1
+    initial = torch.load(ckpt2, weights_only=False)["state_dict"]["centres"]
+    resumed, _ = fit(4, ckpt2)
+    assert bool(resumed.centres_ready) and Counting.calls == 1  # no second K-means
+    # the centres went on from the checkpoint's (moved by centre steps only)
+    assert (resumed.centres.detach() - initial).abs().max() < 0.05
+
+
 @pytest.mark.filterwarnings("ignore:.*self.log.*")
 def test_cluster_term_enters_eq_12_only_in_phase_two():
     module = make_module(clusters=2, kmeans={"lambda_cluster": 0.5})
