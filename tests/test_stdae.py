@@ -332,7 +332,7 @@ def test_short_synthetic_run_beats_untrained(tmp_path: Path):
     from vad.train import train
 
     common = ["model=stdae", "data=synthetic", "seed=0", "eval.plots=false",
-              "trainer.max_epochs=6", "model.kmeans.pretrain_epochs=4",
+              "trainer.max_epochs=6", "model.kmeans.pretrain_epochs=4",  # the defaults, explicit
               "callbacks.model_checkpoint.monitor=null"]
     trained, _ = train(compose_config(tmp_path / "trained", *common))
     untrained, _ = train(compose_config(tmp_path / "untrained", *common, "train=false"))
