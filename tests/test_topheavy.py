@@ -286,16 +286,16 @@ def test_flow_modes_run_end_to_end_on_synthetic(tmp_path: Path, training: str):
 
 
 def test_short_synthetic_run_beats_the_untrained_model(tmp_path: Path):
-    """Plain Top-Heavy (8-frame clips to keep it short), 2 epochs on the synthetic benchmark vs
-    the same model untrained (same seed); every 4th test window (each frame scored twice).
-    Measured (docs/results.md): trained 0.xxx, untrained 0.xxx."""
+    """Plain Top-Heavy on the synthetic benchmark shrunk to keep it short (32x32 frames, 4-frame
+    clips, every 2nd test window), 3 epochs vs the same model untrained (same seed). Measured
+    (docs/results.md): trained 0.719, untrained 0.448."""
     from vad.train import train
 
-    common = ("model=topheavy", "seed=0", "model.clip.length=8", "data.test_window_step=4",
-              "eval.plots=false")
-    trained, _ = train(compose_config(tmp_path / "trained", *common, "trainer.max_epochs=2"))
+    common = ("model=topheavy", "seed=0", "model.clip.length=4", "data.size=32",
+              "data.test_window_step=2", "eval.plots=false")
+    trained, _ = train(compose_config(tmp_path / "trained", *common, "trainer.max_epochs=3"))
     untrained, _ = train(compose_config(tmp_path / "untrained", *common, "train=false"))
-    assert trained["test/auc_micro"] >= untrained["test/auc_micro"] + 0.1
+    assert trained["test/auc_micro"] >= untrained["test/auc_micro"] + 0.15
     assert trained["test/excluded_frames"] == 0
 
 

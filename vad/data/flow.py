@@ -89,6 +89,7 @@ class FlowConfig:
     def key(self) -> str:
         """A short hash of everything that determines the stored flow."""
         params = {k: v for k, v in asdict(self).items() if k not in ("splits", "threads")}
+        params["tvl1"] = sorted(self.tvl1.items())  # the same arguments in any order
         text = f"v{FLOW_VERSION};{sorted((k, str(v)) for k, v in params.items())}"
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
