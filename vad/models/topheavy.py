@@ -77,7 +77,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from vad.data.datamodule import ClipBatch
 from vad.models.base import VADModule
