@@ -40,13 +40,14 @@ def reference_batch(dataset, indices, value_range) -> ClipBatch:
         frames = np.asarray(dataset.store.video(video)[start + dataset.offsets * step])
         clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float() * ((high - low) / 255.0) + low
         targets = torch.from_numpy(start + dataset.targets * step)
-        samples.append(ClipBatch(clip, torch.tensor(video), targets, torch.tensor(i)))
-    return default_collate(samples)
+        samples.append((clip, torch.tensor(video), targets, torch.tensor(i)))
+    return ClipBatch(*default_collate(samples))
 
 
 def assert_same_batch(batch: ClipBatch, expected: ClipBatch) -> None:
     assert torch.equal(batch.clip, expected.clip)
     assert batch.clip.stride() == expected.clip.stride()  # layout decides convolution numerics
+    assert batch.flow is None and expected.flow is None
     for name in ("video", "frames", "index"):
         got, want = getattr(batch, name), getattr(expected, name)
         assert torch.equal(got, want) and got.dtype == want.dtype, name

@@ -13,6 +13,11 @@ clips: it decodes each video once (`prepare_data` fills the cache), memory-maps 
 Batches are `ClipBatch` named tuples. The loader gathers each batch from one uint8 store per split
 (`FrameStore`) in one step and delivers it as uint8; float conversion and the ``(B, C, T, H, W)``
 layout happen once per batch on the training device (`on_after_batch_transfer`).
+
+Optical flow (``flow``, off by default): the TV-L1 flow of consecutive cached frames
+(`vad.data.flow`), cached beside the frames, held in a second uint8 store per split and gathered
+with the same indices; the clip index of a split with flow starts at frame 1 (the first frame of
+each video has no flow), and batches carry it in ``ClipBatch.flow``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vad.data.cache import build_cache, load_frames
 from vad.data.clips import ClipSpec, build_clip_index
+from vad.data.flow import FlowConfig, build_flow_cache, load_flow
 from vad.data.layouts import DatasetRecords, read_dataset
 from vad.data.records import VideoRecord
 
@@ -48,18 +54,25 @@ class ClipBatch(NamedTuple):
         video: ``(B,)`` index of the video in the split's record list.
         frames: ``(B, n_targets)`` frame indices (0-based) of the target frames.
         index: ``(B,)`` index of the clip in its split (keys per-sample state such as masks).
+        flow: None unless the datamodule has ``flow`` on for the split: raw, uint8
+            ``(B, T', H, W, 2)`` (quantised u, v; `vad.data.flow`); as methods see it, float
+            ``(B, 2, T', H, W)`` in [0, 1] (zero motion = 0.5). Entry t is the flow from clip
+            frame t − 1 (one frame before the clip for t = 0) to clip frame t.
     """
 
     clip: torch.Tensor
     video: torch.Tensor
     frames: torch.Tensor
     index: torch.Tensor
+    flow: torch.Tensor | None = None
 
 
 def float_clips(batch: ClipBatch, value_range: Sequence[float]) -> ClipBatch:
     """A raw batch as methods see it: uint8 ``(B, T', H, W, C)`` → float ``(B, C, T', H, W)``
-    mapped linearly from [0, 255] to ``value_range``, on the batch's device. Float batches pass
-    through unchanged."""
+    mapped linearly from [0, 255] to ``value_range``, on the batch's device; a uint8 ``flow``
+    ``(B, T', H, W, 2)`` → float ``(B, 2, T', H, W)`` ``q / 255`` in [0, 1] (whatever
+    ``value_range``: the flow's own scale, `vad.data.flow`). Float batches pass through
+    unchanged."""
     if batch.clip.dtype != torch.uint8:
         return batch
     low, high = value_range
@@ -67,7 +80,12 @@ def float_clips(batch: ClipBatch, value_range: Sequence[float]) -> ClipBatch:
     # A fresh tensor, not `.contiguous()`: with C = 1 that keeps the permuted strides, which send
     # convolutions down their channels-last kernels (other numerics than the plain layout).
     clip = torch.empty(uint8.shape, device=uint8.device).copy_(uint8)
-    return batch._replace(clip=clip.mul_((high - low) / 255.0).add_(low))
+    batch = batch._replace(clip=clip.mul_((high - low) / 255.0).add_(low))
+    if batch.flow is not None and batch.flow.dtype == torch.uint8:
+        flow_uint8 = batch.flow.permute(0, 4, 1, 2, 3)
+        flow = torch.empty(flow_uint8.shape, device=flow_uint8.device).copy_(flow_uint8)
+        batch = batch._replace(flow=flow.mul_(1.0 / 255.0))
+    return batch
 
 
 class FrameStore:
@@ -136,10 +154,14 @@ class ClipDataset(Dataset):
         store: The split's frames.
         index: ``int64[N, 3]`` rows ``(video, start, step)`` from `build_clip_index`.
         spec: The clip shape.
+        flow_store: The split's optical flows (`vad.data.flow`), indexed like ``store``; None
+            (the default) gives batches without ``flow``.
     """
 
-    def __init__(self, store: FrameStore, index: np.ndarray, spec: ClipSpec) -> None:
+    def __init__(self, store: FrameStore, index: np.ndarray, spec: ClipSpec,
+                 flow_store: FrameStore | None = None) -> None:
         self.store = store
+        self.flow_store = flow_store
         self.index = index
         self.spec = spec
         self.offsets = spec.offsets
@@ -159,12 +181,14 @@ class ClipDataset(Dataset):
         video, start, step = self.index[indices].T
         frames = start[:, None] + self.offsets[None] * step[:, None]
         targets = start[:, None] + self.targets[None] * step[:, None]
+        flow = None if self.flow_store is None else self.flow_store.gather(video, frames)
         return ClipBatch(self.store.gather(video, frames), torch.from_numpy(video),
-                         torch.from_numpy(targets), torch.from_numpy(indices))
+                         torch.from_numpy(targets), torch.from_numpy(indices), flow)
 
     def __getitem__(self, i: int) -> ClipBatch:
         """One raw clip, without the batch axis: ``clip`` uint8 ``(T', H, W, C)``."""
-        return ClipBatch(*(field[0] for field in self.__getitems__([i])))
+        return ClipBatch(*(None if field is None else field[0]
+                           for field in self.__getitems__([i])))
 
 
 def _batch_as_is(batch: ClipBatch) -> ClipBatch:
@@ -192,6 +216,8 @@ class VideoDataModule(L.LightningDataModule):
         device_resident: Hold every decoded frame (uint8) on the training device, so that clips
             are sliced there and training is never input-bound (Ped2 at 256×256 grey is about
             300 MB); needs ``num_workers: 0``.
+        flow: Optical flow for the splits in ``flow.splits`` (`vad.data.flow.FlowConfig`
+            arguments); None (default) = off, nothing changes.
     """
 
     def __init__(
@@ -209,8 +235,11 @@ class VideoDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         pin_memory: bool = False,
         device_resident: bool = False,
+        flow: dict | FlowConfig | None = None,
     ) -> None:
         super().__init__()
+        self.flow = (flow if flow is None or isinstance(flow, FlowConfig)
+                     else FlowConfig(**flow))
         self.spec = clip if isinstance(clip, ClipSpec) else ClipSpec(**clip)
         self.image_size = tuple(image_size) if image_size is not None else None
         self.grayscale = grayscale
@@ -255,6 +284,27 @@ class VideoDataModule(L.LightningDataModule):
         for split in ("train", "test"):
             build_cache(self.records(split), self.cache_dir, self.image_size, self.grayscale,
                         desc=f"caching {type(self).__name__} {split}")
+            if self.has_flow(split):
+                build_flow_cache(self.records(split), self.cache_dir, self.image_size,
+                                 self.grayscale, self.flow,
+                                 desc=f"optical flow {type(self).__name__} {split}")
+
+    def has_flow(self, split: str) -> bool:
+        """Whether batches of ``split`` (``train`` also covers ``val``) carry optical flow."""
+        return self.flow is not None and split in self.flow.splits
+
+    def _flow_store(self, split: str, store: FrameStore) -> FrameStore | None:
+        if not self.has_flow(split):
+            return None
+        def host_frames(i: int) -> np.ndarray:
+            frames = store.video(i)
+            return frames.cpu().numpy() if isinstance(frames, torch.Tensor) else frames
+
+        flows = [load_flow(r, host_frames(i), self.cache_dir, self.image_size, self.grayscale,
+                           self.flow)
+                 for i, r in enumerate(self.records(split))]
+        device = store.frames.device if isinstance(store.frames, torch.Tensor) else None
+        return FrameStore(flows, device=device if self.device_resident else None)
 
     def _store(self, split: str) -> FrameStore:
         frames = [load_frames(r, self.cache_dir, self.image_size, self.grayscale)
@@ -288,8 +338,10 @@ class VideoDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and "train" not in self.datasets:
             store = self._store("train")
+            flow_store = self._flow_store("train", store)
+            first = 1 if flow_store is not None else 0  # frame 0 has no flow
             cuts = [self._validation_cut(n) for n in store.lengths]
-            train_ranges = [(i, 0, cut) for i, cut in enumerate(cuts)]
+            train_ranges = [(i, first, cut) for i, cut in enumerate(cuts)]
             val_ranges = [(i, cut, n) for i, (cut, n) in enumerate(zip(cuts, store.lengths))]
             train_index = build_clip_index(train_ranges, self.spec, strides=self.train_strides)
             val_index = build_clip_index(val_ranges, self.spec)
@@ -298,14 +350,16 @@ class VideoDataModule(L.LightningDataModule):
                     f"{type(self).__name__}: no training clip fits: videos are shorter than a "
                     f"clip span of {self.spec.span()} frames"
                 )
-            self.datasets["train"] = ClipDataset(store, train_index, self.spec)
-            self.datasets["val"] = ClipDataset(store, val_index, self.spec)
+            self.datasets["train"] = ClipDataset(store, train_index, self.spec, flow_store)
+            self.datasets["val"] = ClipDataset(store, val_index, self.spec, flow_store)
         if stage in (None, "test", "predict") and "test" not in self.datasets:
             store = self._store("test")
-            ranges = [(i, 0, n) for i, n in enumerate(store.lengths)]
+            flow_store = self._flow_store("test", store)
+            first = 1 if flow_store is not None else 0
+            ranges = [(i, first, n) for i, n in enumerate(store.lengths)]
             index = build_clip_index(ranges, self.spec, window_step=self.test_window_step,
                                      cover_end=True)
-            self.datasets["test"] = ClipDataset(store, index, self.spec)
+            self.datasets["test"] = ClipDataset(store, index, self.spec, flow_store)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
