@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## Create .venv and install vad with its dev tools
 
-train: install ## Train the default (ConvSTAE on synthetic data, CPU); extra overrides via ARGS="..."
+train: install ## Train the default (DESDnet on synthetic data, CPU); extra overrides via ARGS="..."
 	$(PY) -m vad.train $(ARGS)
 
 fakes: install ## Rebuild the fake dataset layouts used by the tests
