@@ -21,8 +21,9 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,29 +89,44 @@ def _open_valid(path: Path, record: VideoRecord, image_size, grayscale: bool) ->
     return frames
 
 
-def _write(record: VideoRecord, path: Path, image_size, grayscale: bool) -> None:
-    """Decode ``record`` into a temporary ``.npy`` next to ``path``, then rename it into place."""
+@contextmanager
+def atomic_npy(path: Path) -> Iterator[Callable[[tuple[int, ...]], np.ndarray]]:
+    """Write one uint8 ``.npy`` at ``path`` so that no reader ever sees it half-written.
+
+    Yields ``create(shape)``, which opens the memory-mapped array to fill in a temporary file
+    beside ``path``; when the block ends without an exception the array is flushed, fsynced and
+    renamed into place, otherwise the temporary file is removed (and ``path`` left untouched).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
-    out = None
+    opened: list[np.ndarray] = []
+
+    def create(shape: tuple[int, ...]) -> np.ndarray:
+        opened.append(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape))
+        return opened[-1]
+
     try:
-        out = decode_into(record, image_size, grayscale, lambda shape: np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.uint8, shape=shape))
-        if out is None:
-            raise CorruptVideoError(f"video {record.name!r} ({record.source_description}) has "
-                                    f"no frames")
-        out.flush()
-        del out  # close the map before the rename (required on Windows)
-        out = None
+        yield create
+        if not opened:
+            raise RuntimeError(f"nothing was written for {path}")
+        opened.pop().flush()  # and close the map before the rename (required on Windows)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())  # the data is on disk before the name says it is whole
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache must stay readable
         os.replace(tmp, path)
     finally:
-        del out
+        opened.clear()
         tmp.unlink(missing_ok=True)
+
+
+def _write(record: VideoRecord, path: Path, image_size, grayscale: bool) -> None:
+    """Decode ``record`` into ``path`` (`atomic_npy`)."""
+    with atomic_npy(path) as create:
+        if decode_into(record, image_size, grayscale, create) is None:
+            raise CorruptVideoError(f"video {record.name!r} ({record.source_description}) has "
+                                    f"no frames")
 
 
 def build_cache(

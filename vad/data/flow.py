@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +43,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from vad.data.cache import cache_key, load_frames
+from vad.data.cache import atomic_npy, cache_key, load_frames
 from vad.data.records import VideoRecord
 
 log = logging.getLogger(__name__)
@@ -164,26 +163,9 @@ def _open_valid(path: Path, frames_shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _write(frames: np.ndarray, path: Path, cfg: FlowConfig, progress=None) -> None:
-    """Compute into a temporary ``.npy`` beside ``path``, fsync, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    out = None
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(*frames.shape[:3], 2))
-        compute_flow(frames, cfg, out, progress)
-        out.flush()
-        del out
-        out = None
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        del out
-        tmp.unlink(missing_ok=True)
+    """Compute the flows of ``frames`` into ``path`` (`vad.data.cache.atomic_npy`)."""
+    with atomic_npy(path) as create:
+        compute_flow(frames, cfg, create((*frames.shape[:3], 2)), progress)
 
 
 def build_flow_cache(records: Sequence[VideoRecord], cache_dir: Path | None, image_size,

@@ -9,11 +9,12 @@ logs the loss terms and turns test/predict batches into `FrameScores` for the sh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import nn
 
 from vad.data.clips import ClipSpec
@@ -92,6 +93,35 @@ class VADModule(L.LightningModule):
             for network in self.children():
                 if any(True for _ in network.parameters()):
                     network.forward = torch.compile(network.forward)
+
+    # -- passes over the training set in hooks (a centre, K-means samples) ---------------------
+    @torch.no_grad()
+    def training_batches(self, loader=None, max_batches: int | None = None
+                         ) -> Iterator[ClipBatch]:
+        """The training clips as a step sees them (on the device, float), for a pass inside a
+        hook: the module in eval mode under the trainer's precision, a fresh loader from the
+        datamodule unless ``loader`` is given, at most ``max_batches`` and never more than an
+        epoch's batches (``fast_dev_run``, ``limit_train_batches``)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if loader is None:
+            loader = (datamodule.train_dataloader() if datamodule is not None
+                      else self.trainer.train_dataloader)
+        if self._trainer is not None and self.trainer.num_training_batches != float("inf"):
+            limit = int(self.trainer.num_training_batches)
+            max_batches = limit if max_batches is None else min(max_batches, limit)
+        context = (self.trainer.precision_plugin.forward_context() if self._trainer is not None
+                   else torch.autocast(self.device.type, enabled=False))
+        was_training = self.training
+        self.eval()
+        try:
+            with context:
+                for i, batch in enumerate(loader):
+                    if max_batches is not None and i >= max_batches:
+                        break
+                    yield (datamodule.transfer(batch, self.device) if datamodule is not None
+                           else move_data_to_device(batch, self.device))
+        finally:
+            self.train(was_training)
 
     # -- shared steps -----------------------------------------------------------------------------
     def log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:

@@ -89,7 +89,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import nn
 
 from vad.data.datamodule import ClipBatch
@@ -469,30 +468,9 @@ class DESDnetModule(VADModule):
         Runs once, after epoch 1; c stays fixed afterwards. Uses a fresh loader from the
         datamodule when there is one; under DDP every process takes rank 0's c and R.
         """
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if loader is None:
-            loader = (datamodule.train_dataloader() if datamodule is not None
-                      else self.trainer.train_dataloader)
-        max_batches = self.svdd_cfg.center_max_batches
-        if self._trainer is not None and self.trainer.num_training_batches != float("inf"):
-            # fast_dev_run / limit_train_batches: the pass is no longer than an epoch
-            limit = int(self.trainer.num_training_batches)
-            max_batches = limit if max_batches is None else min(max_batches, limit)
-        was_training = self.training
-        self.eval()
-        features = []
-        context = (self.trainer.precision_plugin.forward_context() if self._trainer is not None
-                   else torch.autocast(self.device.type, enabled=False))
-        with context:
-            for i, batch in enumerate(loader):
-                if max_batches is not None and i >= max_batches:
-                    break
-                batch = (datamodule.transfer(batch, self.device) if datamodule is not None
-                         else move_data_to_device(batch, self.device))
-                clip = batch.clip
-                features.append(self.net.features(self.net(clip)).float())
-        self.train(was_training)
-        features = torch.cat(features)
+        features = torch.cat([
+            self.net.features(self.net(batch.clip)).float()
+            for batch in self.training_batches(loader, self.svdd_cfg.center_max_batches)])
         self.hypersphere.set_center(features)
         if self.svdd_cfg.update_radius:
             self.hypersphere.update_radius(self.hypersphere.distances(features))

@@ -86,7 +86,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import nn
 
 from vad.data.datamodule import ClipBatch
@@ -503,25 +502,14 @@ class STDAEModule(VADModule):
         mode, then at most ``kmeans.samples`` of them → ``(N, D)`` on the CPU (seeded)."""
         cfg = self.kmeans_cfg
         generator = torch.Generator().manual_seed(cfg.seed)
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        was_training = self.training
-        self.eval()
         vectors = []
-        context = (self.trainer.precision_plugin.forward_context() if self._trainer is not None
-                   else torch.autocast(self.device.type, enabled=False))
-        with context:
-            for i, batch in enumerate(loader):
-                if max_batches is not None and i >= max_batches:
-                    break
-                batch = (datamodule.transfer(batch, self.device) if datamodule is not None
-                         else move_data_to_device(batch, self.device))
-                r = self.net(batch.clip).representation.float()
-                r = rearrange(r, "b d h w -> b (h w) d").cpu()
-                take = min(cfg.locations_per_clip, r.shape[1])
-                index = torch.rand(r.shape[:2], generator=generator).argsort(1)[:, :take]
-                vectors.append(torch.gather(r, 1, index[..., None].expand(-1, -1, r.shape[2]))
-                               .flatten(0, 1))
-        self.train(was_training)
+        for batch in self.training_batches(loader, max_batches):
+            r = self.net(batch.clip).representation.float()
+            r = rearrange(r, "b d h w -> b (h w) d").cpu()
+            take = min(cfg.locations_per_clip, r.shape[1])
+            index = torch.rand(r.shape[:2], generator=generator).argsort(1)[:, :take]
+            vectors.append(torch.gather(r, 1, index[..., None].expand(-1, -1, r.shape[2]))
+                           .flatten(0, 1))
         vectors = torch.cat(vectors)
         if len(vectors) > cfg.samples:
             vectors = vectors[torch.randperm(len(vectors), generator=generator)[: cfg.samples]]
@@ -531,15 +519,7 @@ class STDAEModule(VADModule):
     def init_centres(self, loader=None) -> None:
         """The centres ← scikit-learn K-means on sampled representations (§3.5), the
         autoencoders frozen; marks phase 2. Under DDP every process takes rank 0's centres."""
-        max_batches = self.kmeans_cfg.max_batches
-        if loader is None:
-            datamodule = getattr(self.trainer, "datamodule", None)
-            loader = (datamodule.train_dataloader() if datamodule is not None
-                      else self.trainer.train_dataloader)
-        if self._trainer is not None and self.trainer.num_training_batches != float("inf"):
-            limit = int(self.trainer.num_training_batches)  # fast_dev_run / limit_train_batches
-            max_batches = limit if max_batches is None else min(max_batches, limit)
-        vectors = self.sample_representations(loader, max_batches)
+        vectors = self.sample_representations(loader, self.kmeans_cfg.max_batches)
         centres = kmeans_init(vectors, self.clusters, seed=self.kmeans_cfg.seed,
                               minibatch=self.kmeans_cfg.minibatch, n_init=self.kmeans_cfg.n_init)
         self.centres.copy_(centres.to(self.centres))
