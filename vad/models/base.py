@@ -9,7 +9,7 @@ logs the loss terms and turns test/predict batches into `FrameScores` for the sh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 import lightning as L
@@ -19,6 +19,18 @@ from torch import nn
 
 from vad.data.clips import ClipSpec
 from vad.data.datamodule import ClipBatch
+
+
+def config_section(cls, value):
+    """A method's config section (``loss:``, ``svdd:``, ...) as its dataclass ``cls``: from
+    ``None`` (all defaults), a mapping of its fields, or an instance."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls(**value)
+    raise TypeError(f"expected a mapping or {cls.__name__}, got {type(value).__name__}")
 
 
 class FrameScores(NamedTuple):

@@ -83,7 +83,6 @@ readings of its ambiguities, all configurable (none of them is the paper's):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -92,7 +91,7 @@ from einops import rearrange
 from torch import nn
 
 from vad.data.datamodule import ClipBatch
-from vad.models.base import VADModule
+from vad.models.base import VADModule, config_section
 from vad.models.blocks.scoring import patch_max_error
 from vad.models.blocks.svdd import Hypersphere
 from vad.models.blocks.unet import UNetDecoder, UNetEncoder
@@ -218,16 +217,6 @@ class ScoreConfig:
     stride: int | None = None
 
 
-def _config(cls, value):
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, Mapping):
-        return cls(**value)
-    raise TypeError(f"expected a mapping or {cls.__name__}, got {type(value).__name__}")
-
-
 # -- bit-packed mask bank --------------------------------------------------------------------------
 _BIT_WEIGHTS = 2 ** torch.arange(7, -1, -1)
 
@@ -297,10 +286,10 @@ class DESDnetModule(VADModule):
         if clip["length"] < 2:
             raise ValueError("DESDnet needs Δ >= 1 past frames: set model.clip.length >= 2")
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
-        self.erasure_cfg = _config(ErasureConfig, erasure)
-        self.loss_cfg = _config(LossConfig, loss)
-        self.svdd_cfg = _config(SVDDConfig, svdd)
-        self.score_cfg = _config(ScoreConfig, score)
+        self.erasure_cfg = config_section(ErasureConfig, erasure)
+        self.loss_cfg = config_section(LossConfig, loss)
+        self.svdd_cfg = config_section(SVDDConfig, svdd)
+        self.score_cfg = config_section(ScoreConfig, score)
         self.net = DESDnet(**net, num_past=clip["length"] - 1,
                            mapping_bias_free=self.svdd_cfg.bias_free)
         if not self.svdd_cfg.train_mapping:

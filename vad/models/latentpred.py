@@ -97,7 +97,7 @@ from einops import rearrange
 from torch import nn
 
 from vad.data.datamodule import ClipBatch
-from vad.models.base import VADModule
+from vad.models.base import VADModule, config_section
 from vad.models.blocks.conv import conv_block
 from vad.models.blocks.convlstm import ConvLSTM
 from vad.models.blocks.unet import UNetDecoder, UNetEncoder
@@ -397,10 +397,6 @@ class BackgroundConfig:
     subtract: bool = True  # §3.1; false is our ablation
 
 
-def _config(cls, value):
-    return value if isinstance(value, cls) else cls(**dict(value or {}))
-
-
 class LatentPredModule(VADModule):
     """`LatentPred` trained with Eq. 1 in two phases and scored with Eq. 2 (module docstring).
 
@@ -432,10 +428,10 @@ class LatentPredModule(VADModule):
     ) -> None:
         super().__init__(clip, optimizer, scheduler, compile, channels_last)  # checks clip.target=next
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
-        self.loss_cfg = _config(LossConfig, loss)
-        self.phase_cfg = _config(PhaseConfig, phase)
-        self.score_cfg = _config(ScoreConfig, score)
-        self.background_cfg = _config(BackgroundConfig, background)
+        self.loss_cfg = config_section(LossConfig, loss)
+        self.phase_cfg = config_section(PhaseConfig, phase)
+        self.score_cfg = config_section(ScoreConfig, score)
+        self.background_cfg = config_section(BackgroundConfig, background)
         if self.loss_cfg.reduction not in ("sum", "mean"):
             raise ValueError(f"loss.reduction must be sum or mean, got {self.loss_cfg.reduction!r}")
         if self.phase_cfg.switch not in ("epoch", "plateau"):

@@ -79,7 +79,6 @@ on Ped2. Our choices and readings (all configurable, none of them the paper's):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -89,7 +88,7 @@ from einops import rearrange
 from torch import nn
 
 from vad.data.datamodule import ClipBatch
-from vad.models.base import VADModule
+from vad.models.base import VADModule, config_section
 from vad.models.blocks.attention import VarianceAttention
 from vad.models.blocks.kmeans import cluster_loss, kmeans_init, soft_kmeans_distance
 from vad.models.blocks.resnet import ResBlockDown, ResBlockUp
@@ -309,16 +308,6 @@ class LossConfig:
     motion_weight: float = 1.0  # paper: 1
 
 
-def _config(cls, value):
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, Mapping):
-        return cls(**value)
-    raise TypeError(f"expected a mapping or {cls.__name__}, got {type(value).__name__}")
-
-
 class STDAEModule(VADModule):
     """STD-AE with the two-phase schedule (see the module docstring).
 
@@ -359,8 +348,8 @@ class STDAEModule(VADModule):
             raise ValueError(f"clusters must be >= 0, got {clusters}")
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
         self.automatic_optimization = False
-        self.kmeans_cfg = _config(KMeansConfig, kmeans)
-        self.loss_cfg = _config(LossConfig, loss)
+        self.kmeans_cfg = config_section(KMeansConfig, kmeans)
+        self.loss_cfg = config_section(LossConfig, loss)
         self.score_eps = score_eps
         self.clusters = clusters
         self.net = STDAE(**net, num_frames=clip["length"] - 1)
