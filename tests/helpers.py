@@ -57,3 +57,22 @@ def gaussian_smooth(scores, sigma: float):
     kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
     padded = np.pad(np.asarray(scores, float), radius, mode="edge")
     return np.convolve(padded, kernel / kernel.sum(), mode="valid")
+
+
+def tiny_trainer(epochs: int, **kwargs):
+    """A quiet CPU Trainer without checkpoints or validation, for unit-scale fits."""
+    import lightning as L
+
+    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                     limit_val_batches=0, **kwargs)
+
+
+def tiny_synthetic(clip: dict, frames_per_video: int, **kwargs):
+    """A one-video-per-split synthetic DataModule of 16x16 frames, all training frames used."""
+    from vad.data.synthetic import SyntheticDataModule
+
+    defaults = dict(clip=clip, num_train_videos=1, num_test_videos=1,
+                    frames_per_video=frames_per_video, size=16, batch_size=4, eval_batch_size=8,
+                    val_fraction=0.0)
+    return SyntheticDataModule(**{**defaults, **kwargs})

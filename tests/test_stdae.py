@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import REPO, compose_config
+from tests.helpers import REPO, compose_config, tiny_synthetic, tiny_trainer
 from vad.data.datamodule import ClipBatch
 from vad.data.synthetic import SyntheticDataModule
 from vad.models.blocks.attention import VarianceAttention, variance_attention_map
@@ -39,15 +39,8 @@ def make_batch(batch: int = 4, channels: int = 1, size: int = 16, seed: int = 0)
 
 
 def tiny_datamodule(**kwargs) -> SyntheticDataModule:
-    defaults = dict(clip=CLIP, num_train_videos=1, num_test_videos=1, frames_per_video=16,
-                    size=16, batch_size=4, eval_batch_size=8, val_fraction=0.0)
-    return SyntheticDataModule(**{**defaults, **kwargs})
+    return tiny_synthetic(CLIP, 16, **kwargs)
 
-
-def tiny_trainer(epochs: int, **kwargs) -> L.Trainer:
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                     limit_val_batches=0, **kwargs)
 
 
 # -- blocks and shapes ----------------------------------------------------------------------------
