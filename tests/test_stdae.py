@@ -248,8 +248,7 @@ def test_cluster_term_enters_eq_12_only_in_phase_two():
     batch = make_batch()
     out = module.net(batch.clip)
     assert "cluster" not in module.loss_terms(batch.clip, out)
-    module.centres.data.copy_(torch.rand(2, 16))
-    module.centres_ready.fill_(True)
+    module.set_centres(torch.rand(2, 16))
     terms = module.loss_terms(batch.clip, out)
     assert terms["loss"].item() == pytest.approx(
         (terms["appearance"] + terms["motion"] + 0.5 * terms["cluster"]).item(), rel=1e-6)
@@ -275,8 +274,7 @@ class FixedOutput(nn.Module):
 
 def test_score_is_highest_where_both_error_and_cluster_distance_are_high():
     module = make_module(clusters=1)
-    module.centres.data.zero_()
-    module.centres_ready.fill_(True)
+    module.set_centres(torch.zeros_like(module.centres))
     error = torch.full((4, 1, 16, 16), 0.1)
     error[[1, 3]] = 0.5  # high prediction error in samples 1 and 3
     r = torch.full((4, 16, 2, 2), 0.1)

@@ -356,14 +356,19 @@ class STDAEModule(VADModule):
         self.centres = (nn.Parameter(torch.zeros(clusters, self.net.representation_dim))
                         if clusters > 0 else None)
         self.register_buffer("centres_ready", torch.tensor(False))
+        self._centres_ready = False  # the buffer mirrored on the host: no GPU wait per step
 
     def forward(self, clip: torch.Tensor) -> STDAEOutput:
         return self.net(clip)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._centres_ready = bool(self.centres_ready)  # once per checkpoint load
+
     @property
     def clustering(self) -> bool:
         """Phase 2: the centres exist (K > 0 and initialised)."""
-        return self.centres is not None and bool(self.centres_ready)
+        return self.centres is not None and self._centres_ready
 
     # -- targets and losses: Eq. (3), (6), (11), (12) ----------------------------------------------
     @staticmethod
@@ -476,7 +481,7 @@ class STDAEModule(VADModule):
 
     # -- phases: K-means initialisation and the LR schedule -----------------------------------------
     def on_train_epoch_start(self) -> None:
-        if (self.centres is not None and not bool(self.centres_ready)
+        if (self.centres is not None and not self._centres_ready
                 and self.current_epoch >= self.kmeans_cfg.pretrain_epochs):
             self.init_centres()
 
@@ -511,7 +516,13 @@ class STDAEModule(VADModule):
         vectors = self.sample_representations(loader, self.kmeans_cfg.max_batches)
         centres = kmeans_init(vectors, self.clusters, seed=self.kmeans_cfg.seed,
                               minibatch=self.kmeans_cfg.minibatch, n_init=self.kmeans_cfg.n_init)
-        self.centres.copy_(centres.to(self.centres))
         if self._trainer is not None and self.trainer.world_size > 1:
-            self.centres.copy_(self.trainer.strategy.broadcast(self.centres.detach(), src=0))
+            centres = self.trainer.strategy.broadcast(centres.to(self.centres), src=0)
+        self.set_centres(centres)
+
+    @torch.no_grad()
+    def set_centres(self, centres: torch.Tensor) -> None:
+        """The cluster centres ``(K, D)``; marks phase 2."""
+        self.centres.copy_(centres.to(self.centres))
         self.centres_ready.fill_(True)
+        self._centres_ready = True
