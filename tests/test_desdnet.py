@@ -16,7 +16,14 @@ from vad.data.datamodule import ClipBatch
 from vad.data.synthetic import SyntheticDataModule, generate_split
 from vad.models.blocks.svdd import Hypersphere, quantile_radius, soft_boundary_loss
 from vad.models.blocks.unet import UNetDecoder, UNetEncoder
-from vad.models.desdnet import DESDnet, DESDnetModule, erasure_masks, pack_masks, unpack_masks
+from vad.models.desdnet import (
+    DESDnet,
+    DESDnetModule,
+    erase,
+    erasure_masks,
+    pack_masks,
+    unpack_masks,
+)
 
 CLIP = {"length": 3, "target": "last"}  # Δ = 2 keeps the tests small
 TINY_NET = {"in_channels": 1, "base_channels": 4, "depth": 2, "fusion_channels": 8}
@@ -102,6 +109,42 @@ def test_erasure_mask_threshold_and_bit_packing():
     packed = pack_masks(random)
     assert packed.dtype == torch.uint8 and packed.shape == (6, 8)
     assert torch.equal(unpack_masks(packed, 7, 9), random)
+
+
+def test_erase_variants_touch_only_the_chosen_frames():
+    clip = torch.rand(2, 1, 3, 4, 4, generator=torch.Generator().manual_seed(0)) + 0.5
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[:, :2] = True  # keep the top half
+    letter = erase(clip, masks)
+    assert torch.equal(letter[..., :2, :], clip[..., :2, :]) and (letter[..., 2:, :] == 0).all()
+    past = erase(clip, masks, inputs="past")
+    assert torch.equal(past[:, :, :-1], letter[:, :, :-1])
+    assert torch.equal(past[:, :, -1], clip[:, :, -1])  # I_t untouched
+    current = erase(clip, masks, inputs="current")
+    assert torch.equal(current[:, :, :-1], clip[:, :, :-1])
+    assert torch.equal(current[:, :, -1], letter[:, :, -1])
+    soft = erase(clip, masks, background=0.25)
+    assert torch.allclose(soft[..., 2:, :], 0.25 * clip[..., 2:, :])
+    assert torch.equal(soft[..., :2, :], clip[..., :2, :])
+    with pytest.raises(ValueError, match="model.erasure.inputs"):
+        make_module(erasure={"inputs": "middle"})
+    with pytest.raises(ValueError, match="model.erasure.probability"):
+        make_module(erasure={"probability": 1.5})
+
+
+@pytest.mark.parametrize(("probability", "erased_samples"), [(0.0, 0), (0.5, None), (1.0, 8)])
+def test_erasure_probability_erases_that_fraction_of_samples(probability, erased_samples):
+    """Epoch 2 of 8 samples: none, some or all of them see erased inputs."""
+    L.seed_everything(0)
+    module = ErasureSpy(clip=CLIP, net=TINY_NET, optimizer=partial(torch.optim.Adam, lr=1e-3),
+                        erasure={"probability": probability})
+    tiny_trainer(epochs=2).fit(module, tiny_synthetic(CLIP, 10, batch_size=8))
+    erased = sum(not torch.equal(module.net_inputs[(1, i)], module.raw[i]) for i in module.raw)
+    assert len(module.raw) == 8
+    if erased_samples is None:
+        assert 0 < erased < 8
+    else:
+        assert erased == erased_samples
 
 
 class ErasureSpy(DESDnetModule):
@@ -265,14 +308,13 @@ def test_no_compact_term_in_epoch_one_and_center_fixed_afterwards():
     assert float(module.hypersphere.radius) > 0  # updated from the training distances
 
 
-@pytest.mark.parametrize(("train_mapping", "bias_free", "collapses"),
-                         [(False, True, False), (True, True, True)])
-def test_fixed_mapping_encoder_cannot_collapse_onto_center(train_mapping, bias_free, collapses):
-    """Our choice (svdd.train_mapping=false) keeps Φ from mapping everything onto c.
+@pytest.mark.parametrize(("mapping", "collapses"), [("fixed", False), ("trained", True)])
+def test_fixed_mapping_encoder_cannot_collapse_onto_center(mapping, collapses):
+    """A fixed Φ (svdd.mapping=fixed) cannot map everything onto c; a trained separate one does.
 
-    Minimising Eq. 4 alone over Φ's weights, a trainable mapping encoder pulls even unseen
-    inputs onto c, bias-free or not (image intensities act as a bias); the fixed one, the
-    default, leaves Φ as it was, so the compact loss can only move the reconstructions.
+    Minimising Eq. 4 alone over Φ's weights, a trainable bias-free mapping encoder pulls even
+    unseen inputs onto c (image intensities act as a bias); the fixed one leaves Φ as it was,
+    so the compact loss can only move the reconstructions.
     """
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
@@ -281,7 +323,7 @@ def test_fixed_mapping_encoder_cannot_collapse_onto_center(train_mapping, bias_f
     train = torch.cat([frames, torch.rand(16, 1, 16, 16, generator=g)])
     probes = torch.rand(16, 1, 16, 16, generator=g)  # never seen
     module = make_module(net={**TINY_NET, "norm": False}, lr=1e-2,
-                         svdd={"train_mapping": train_mapping, "bias_free": bias_free})
+                         svdd={"mapping": mapping})
     optimizer = module.configure_optimizers()
     with torch.no_grad():
         module.hypersphere.set_center(module.net.features(train))

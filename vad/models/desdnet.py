@@ -111,6 +111,7 @@ class DESDnet(nn.Module):
         norm: BatchNorm in the encoders and the decoder.
         output_activation: ``null`` (linear), ``sigmoid`` or ``tanh`` on Î_t.
         mapping_bias_free: Build the mapping encoder without biases and BatchNorm.
+        share_mapping: Φ is the reconstruction encoder itself (no separate mapping encoder).
 
     Shapes:
         ``forward``: clip ``(B, C, Δ+1, H, W)`` (I_{t−Δ}..I_t) → Î_t ``(B, C, H, W)``.
@@ -127,6 +128,7 @@ class DESDnet(nn.Module):
         norm: bool = True,
         output_activation: str | None = None,
         mapping_bias_free: bool = True,
+        share_mapping: bool = False,
     ) -> None:
         super().__init__()
         if num_past < 1 or depth < 1:
@@ -140,18 +142,22 @@ class DESDnet(nn.Module):
         self.decoder = UNetDecoder(fusion_channels, channels, in_channels,
                                    skip_channels=channels[:-1], norm=norm,
                                    out_activation=OUTPUT_ACTIVATIONS[output_activation])
-        self.mapping_encoder = UNetEncoder(in_channels, channels,
-                                           norm=norm and not mapping_bias_free,
-                                           bias=not mapping_bias_free)
+        self.mapping_encoder = None if share_mapping else UNetEncoder(
+            in_channels, channels, norm=norm and not mapping_bias_free, bias=not mapping_bias_free)
         # He initialisation keeps Φ at the input's scale through the bias-free, norm-free stack
         # (PyTorch's default shrinks it by about 6x per layer), so that λ_compact means something.
-        for module in self.mapping_encoder.modules():
+        for module in self.mapping_encoder.modules() if self.mapping_encoder else ():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
 
     @property
+    def mapping(self) -> UNetEncoder:
+        """The network Φ maps Î_t with: the mapping encoder, or the reconstruction encoder."""
+        return self.mapping_encoder or self.reconstruction_encoder
+
+    @property
     def feature_dim(self) -> int:
-        return self.mapping_encoder.out_channels
+        return self.mapping.out_channels
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         if clip.shape[2] != self.num_past + 1:
@@ -164,17 +170,43 @@ class DESDnet(nn.Module):
         return self.decoder(fused, motion[:-1])
 
     def features(self, frame: torch.Tensor) -> torch.Tensor:
-        """Φ(Î_t; W): the mapping encoder's bottleneck, averaged over space."""
-        return self.mapping_encoder(frame)[-1].mean(dim=(-2, -1))
+        """Φ(Î_t; W): the mapping network's bottleneck, averaged over space."""
+        return self.mapping(frame)[-1].mean(dim=(-2, -1))
 
 
 # -- the method's knobs, one small dataclass per config block ------------------------------------
+ERASED_INPUTS = ("all", "past", "current")
+
+
 @dataclass
 class ErasureConfig:
-    """Reverse erasure. ``enabled`` and ``threshold_scale`` are our additions (paper: on, 1.0)."""
+    """Reverse erasure. The paper's letter is the default of every field but ``enabled`` (ours).
+
+    Args:
+        enabled: Erase at all (ours; the paper always erases).
+        threshold_scale: mask = error > scale × the frame's mean error (paper: 1).
+        probability: Fraction of the samples of each step that are erased, drawn anew per step
+            (ours; paper: 1, every sample). Below 1 the network also sees raw inputs, as at
+            test time.
+        inputs: Which inputs are erased: ``all`` (paper: I′_{t−Δ}..I′_t), ``past`` (only the
+            prediction encoder's I′_{t−Δ}..I′_{t−1}) or ``current`` (only I′_t) (ours).
+        background: Erased pixels are multiplied by this instead of 0 (ours; paper: 0).
+    """
 
     enabled: bool = True
     threshold_scale: float = 1.0
+    probability: float = 1.0
+    inputs: str = "all"
+    background: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.inputs not in ERASED_INPUTS:
+            raise ValueError(f"model.erasure.inputs must be one of {ERASED_INPUTS}, "
+                             f"got {self.inputs!r}")
+        for key in ("probability", "background"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"model.erasure.{key} must be in [0, 1], "
+                                 f"got {getattr(self, key)}")
 
 
 @dataclass
@@ -194,8 +226,10 @@ class SVDDConfig:
         nu: ν ∈ (0, 1].
         radius: Initial R (the R used throughout when ``update_radius`` is off).
         update_radius: R ← (1 − ν)-quantile of ‖Φ − c‖ after every epoch (Ruff et al.).
-        train_mapping: Let the compact loss train the mapping encoder (else it stays fixed).
-        bias_free: Mapping encoder without biases and BatchNorm.
+        mapping: Which Φ: ``fixed`` (a separate mapping encoder left at its random
+            initialisation), ``trained`` (separate, trained by the compact loss) or ``shared``
+            (the reconstruction encoder itself, trained by both losses).
+        bias_free: A separate mapping encoder without biases and BatchNorm.
         center_eps: Ruff et al.'s guard on near-zero coordinates of c (0: plain mean).
         center_max_batches: Cap on the batches of the centre pass (``null``: the whole set).
     """
@@ -203,10 +237,17 @@ class SVDDConfig:
     nu: float = 0.1
     radius: float = 0.0
     update_radius: bool = True
-    train_mapping: bool = False
+    mapping: str = "fixed"
     bias_free: bool = True
     center_eps: float = 0.0
     center_max_batches: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mapping not in MAPPINGS:
+            raise ValueError(f"model.svdd.mapping must be one of {MAPPINGS}, got {self.mapping!r}")
+
+
+MAPPINGS = ("fixed", "trained", "shared")
 
 
 @dataclass
@@ -252,6 +293,27 @@ def erasure_masks(target: torch.Tensor, recon: torch.Tensor, threshold_scale: fl
     return error > threshold_scale * error.mean(dim=(-2, -1), keepdim=True)
 
 
+def erase(clip: torch.Tensor, masks: torch.Tensor, inputs: str = "all", background: float = 0.0
+          ) -> torch.Tensor:
+    """I′ = I ⊙ mask: one mask ``(B, H, W)`` per sample for the chosen frames and all channels.
+
+    Args:
+        clip: I_{t−Δ}..I_t ``(B, C, Δ+1, H, W)``.
+        masks: bool ``(B, H, W)``, 1 = keep.
+        inputs: ``all`` frames (paper), only the ``past`` ones or only the ``current`` one.
+        background: The factor erased pixels keep (paper: 0).
+    """
+    keep = masks[:, None, None].to(clip.dtype)
+    if background:
+        keep = background + (1 - background) * keep
+    erased = clip * keep
+    if inputs == "past":
+        return torch.cat([erased[:, :, :-1], clip[:, :, -1:]], dim=2)
+    if inputs == "current":
+        return torch.cat([clip[:, :, :-1], erased[:, :, -1:]], dim=2)
+    return erased
+
+
 class DESDnetModule(VADModule):
     """DESDnet with reverse erasure and the deep-SVDD compact loss (see the module docstring).
 
@@ -291,8 +353,9 @@ class DESDnetModule(VADModule):
         self.svdd_cfg = config_section(SVDDConfig, svdd)
         self.score_cfg = config_section(ScoreConfig, score)
         self.net = DESDnet(**net, num_past=clip["length"] - 1,
-                           mapping_bias_free=self.svdd_cfg.bias_free)
-        if not self.svdd_cfg.train_mapping:
+                           mapping_bias_free=self.svdd_cfg.bias_free,
+                           share_mapping=self.svdd_cfg.mapping == "shared")
+        if self.svdd_cfg.mapping == "fixed":
             self.net.mapping_encoder.requires_grad_(False)
         self.hypersphere = Hypersphere(self.net.feature_dim, nu=self.svdd_cfg.nu,
                                        radius=self.svdd_cfg.radius,
@@ -311,7 +374,7 @@ class DESDnetModule(VADModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if not self.svdd_cfg.train_mapping:
+        if self.svdd_cfg.mapping == "fixed":
             self.net.mapping_encoder.eval()  # a fixed Φ keeps fixed BatchNorm statistics, if any
         return self
 
@@ -346,6 +409,9 @@ class DESDnetModule(VADModule):
             # Eq. (4): L_compact = R² + 1/(νn) Σ max(0, ‖Φ − c‖² − R²)
             terms["compact"] = self.hypersphere(phi)
             sq_distances = self.hypersphere.distances(phi.detach())
+            # Collapse monitor (not a loss): Φ's spread over the batch, 0 when collapsed onto c
+            self.log("train/phi_spread", phi.detach().std(0).mean(), on_step=False,
+                     on_epoch=True, batch_size=len(phi))
             total = total + self.loss_cfg.lambda_compact * terms["compact"]
         return {"loss": total, **terms}, sq_distances
 
@@ -357,8 +423,12 @@ class DESDnetModule(VADModule):
         clip = batch.clip
         inputs = clip
         if self.erasure_cfg.enabled:
+            cfg = self.erasure_cfg
             masks = self.masks(batch.index, *clip.shape[-2:])
-            inputs = self.erase(clip, masks)
+            if cfg.probability < 1:  # the other samples keep every pixel
+                chosen = torch.rand(len(clip), device=masks.device) < cfg.probability
+                masks = masks | ~chosen[:, None, None]
+            inputs = erase(clip, masks, cfg.inputs, cfg.background)
             self.log("train/erasure_kept", masks.float().mean(), on_step=False, on_epoch=True,
                      batch_size=len(clip))  # fraction of pixels kept (1 in epoch 1)
         recon = self.net(inputs)
@@ -410,11 +480,6 @@ class DESDnetModule(VADModule):
         """The masks read in this epoch for training clips ``index`` → bool ``(B, H, W)``."""
         self._ensure_mask_bank(index, height, width)
         return unpack_masks(self.masks_read[index.to(self.device)], height, width)
-
-    @staticmethod
-    def erase(clip: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """I′ = I ⊙ mask: one mask ``(B, H, W)`` per sample for all Δ+1 frames and channels."""
-        return clip * masks[:, None, None].to(clip.dtype)
 
     @torch.no_grad()
     def update_masks(self, index: torch.Tensor, target: torch.Tensor, recon: torch.Tensor) -> None:
