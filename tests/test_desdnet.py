@@ -344,6 +344,36 @@ def test_fixed_mapping_encoder_cannot_collapse_onto_center(mapping, collapses):
         assert not any(p.requires_grad for p in module.net.mapping_encoder.parameters())
 
 
+@pytest.mark.parametrize(("mapping", "collapses"), [("fixed", False), ("shared", True)])
+def test_compact_loss_moves_the_reconstructions_and_fixed_phi_keeps_its_spread(mapping, collapses):
+    """The compact term has an effect (reconstructions differ from a run without it, same seed).
+    A fixed Φ keeps its spread over the batch; Φ = the reconstruction encoder (``shared``)
+    collapses onto c under a strong compact weight: the prediction encoder's skips carry the
+    reconstruction, so nothing keeps the reconstruction encoder's bottleneck informative."""
+    probe = tiny_synthetic(CLIP, 14)
+    probe.setup("fit")
+    batch = probe.transfer(next(iter(probe.train_dataloader())), "cpu")
+    runs = {}
+    for weight in (0.0, 1.0):
+        L.seed_everything(0)
+        module = make_module(lr=3e-3, loss={"lambda_compact": weight}, svdd={"mapping": mapping},
+                             erasure={"enabled": False})
+        trainer = tiny_trainer(epochs=4)
+        trainer.fit(module, tiny_datamodule())
+        module.eval()
+        with torch.no_grad():
+            recon = module(batch.clip)
+            spread = module.net.features(recon).std(0).mean()
+        runs[weight] = (recon, spread, trainer.callback_metrics)
+    (plain, plain_spread, _), (compact, spread, metrics) = runs[0.0], runs[1.0]
+    assert "train/loss_compact" in metrics and metrics["train/phi_spread"] > 0
+    assert (compact - plain).abs().mean() > 0.01 * plain.abs().mean()
+    if collapses:
+        assert spread < 0.2 * plain_spread
+    else:
+        assert spread > 0.2 * plain_spread
+
+
 # -- score ----------------------------------------------------------------------------------------
 class FixedReconstruction(nn.Module):
     """Returns I_t with a given error added, to test the score alone."""
