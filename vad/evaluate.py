@@ -43,7 +43,8 @@ def rescore(cfg: DictConfig) -> dict:
                                ev.threshold, ev.score_direction, ev.normalization_window)
     metrics = {**metrics, **policy, "rescored_from": str(cfg.scores_csv)}
     report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
-    return {f"test/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    return {f"test/{k}": float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 @task_wrapper
