@@ -105,7 +105,8 @@ def write_all(output_dir: Path, metrics: dict, table, detections: dict, plots: b
         direction = metrics.get("score_direction", "regularity")
         for video, frames, norm, labels in zip(table.video, table.frame, table.normalized,
                                                 table.label):
-            plot_scores(plot_dir / f"{direction}_{video}.png", video, frames, norm, labels,
+            file_name = video.replace("/", "_")  # combined datasets: <dataset>/<video>
+            plot_scores(plot_dir / f"{direction}_{file_name}.png", video, frames, norm, labels,
                         metrics.get("threshold"), direction)
         if not math.isnan(metrics.get("auc_micro", math.nan)):  # absent without labels
             plot_roc(plot_dir / "roc.png", np.concatenate(table.normalized),
