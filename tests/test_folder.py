@@ -15,6 +15,7 @@ from vad.data.decode import CorruptVideoError, decode_record
 from vad.data.folder import FolderDataError, FolderDataModule, parse_bound
 from vad.data.labels import LabelCountError
 from vad.data.layouts import DatasetLayoutError
+from vad.evaluate import evaluate
 from vad.train import train
 
 FPS = 10.0
@@ -167,7 +168,7 @@ def _train_on_footage(tmp_path: Path, footage: Path, *overrides: str) -> tuple[d
 
 def test_train_and_score_without_labels(footage, tmp_path, caplog):
     with caplog.at_level("INFO"):
-        metrics, run = _train_on_footage(tmp_path, footage)
+        metrics, run = _train_on_footage(tmp_path, footage, "eval.threshold=0.5")
     assert "no labels" in caplog.text and "AUC, EER" in caplog.text
     assert not any("auc" in key or "eer" in key for key in metrics)
     saved = json.loads((run / "metrics.json").read_text())
@@ -178,6 +179,12 @@ def test_train_and_score_without_labels(footage, tmp_path, caplog):
     assert rows[0] == "video,frame,score,score_normalized,label" and len(rows) == 31
     assert all(row.startswith("cam,") and row.endswith(",") for row in rows[1:])
     assert (run / "plots" / "regularity_cam.png").exists() and not (run / "plots/roc.png").exists()
+    # A threshold still gives detections, but no precision/recall without labels.
+    assert (run / "detections.csv").exists() and "detection_precision" not in saved
+    # Re-scoring the saved scores (no model) reads the empty label column back as "no labels".
+    rescored = evaluate(compose_config(tmp_path / "rescore", f"scores_csv={run / 'scores.csv'}",
+                                       "ckpt_path=unused", config_name="eval"))
+    assert rescored["test/num_frames"] == 30 and not any("auc" in key for key in rescored)
 
 
 def test_train_and_score_with_labels(footage, tmp_path):
