@@ -54,7 +54,8 @@ class VideoRecord:
         if isinstance(self.source, np.ndarray):
             where = "in-memory frames"
         elif isinstance(self.source, list):
-            where = f"{len(self.source)} frame files in {self.source[0].parent if self.source else '?'}"
+            folder = self.source[0].parent if self.source else "?"
+            where = f"{len(self.source)} frame files in {folder}"
         else:
             where = str(self.source)
         if self.frame_range is not None:

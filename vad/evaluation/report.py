@@ -1,9 +1,10 @@
 """Files a test run leaves in its run directory: the run dir holds the truth.
 
 ``metrics.json`` (every metric and the policy used), ``scores.csv`` (video, frame, score,
-score_normalized, label; the label empty for unlabelled footage), ``detections.csv`` (segments under the regularity threshold, if one is
-set), ``plots/regularity_<video>.png`` (like the papers' figures, anomalous frames shaded; or
-``anomaly_<video>.png`` with ``eval.score_direction=anomaly``) and ``plots/roc.png``.
+score_normalized, label; the label empty for unlabelled footage), ``detections.csv`` (segments
+under the regularity threshold, if one is set), ``plots/regularity_<video>.png`` (like the
+papers' figures, anomalous frames shaded; or ``anomaly_<video>.png`` with
+``eval.score_direction=anomaly``) and ``plots/roc.png`` (with labels only).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def write_all(output_dir: Path, metrics: dict, table, detections: dict, plots: b
                      np.concatenate(table.label), metrics["auc_micro"])
 
 
-def read_scores(path: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+def read_scores(path: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray | None]]:
     """Read a ``scores.csv`` back as per-video raw scores (NaN where unscored) and labels (None
     for a video whose label column is empty: unlabelled footage)."""
     rows: dict[str, list[tuple[int, float, str]]] = {}
@@ -126,7 +127,7 @@ def read_scores(path: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarra
         n = max(f for f, _, _ in entries) + 1
         s, y = np.full(n, np.nan), np.zeros(n, bool)
         for f, value, label in entries:
-            s[f], y[f] = value, label not in ("", "0")
+            s[f], y[f] = value, label != "" and bool(int(label))
         names.append(video)
         scores.append(s)
         labels.append(None if all(label == "" for _, _, label in entries) else y)
