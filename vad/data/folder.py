@@ -226,8 +226,7 @@ class FolderDataModule(VideoDataModule):
             f"{v.name} frames {a}-{b - 1}" for v, (a, b) in zip(videos, spans)
             if (a, b) != (0, v.num_frames)) or "whole videos"
         return [VideoRecord(v.name, v.source, b - a, labels=y,
-                            frame_range=None if (a, b) == (0, v.num_frames) else (a, b),
-                            extras={"first_frame": a})
+                            frame_range=None if (a, b) == (0, v.num_frames) else (a, b))
                 for v, (a, b), y in zip(videos, spans, labels)]
 
     def _labels(self, videos: list[ScannedVideo], spans: list[tuple[int, int]]) -> list:
