@@ -4,6 +4,7 @@ from pathlib import Path
 
 import hydra
 import pytest
+from omegaconf import OmegaConf
 
 from tests.helpers import CONF, compose_config
 
@@ -54,3 +55,21 @@ def test_trainer_configs_compose(tmp_path: Path, trainer: str):
     cfg = compose_config(tmp_path, f"trainer={trainer}")
     expected = {"cpu": "32-true", "gpu": "bf16-mixed", "ddp": "bf16-mixed"}[trainer]
     assert cfg.trainer.precision == expected
+
+
+
+def test_flow_follows_the_training_mode(tmp_path: Path):
+    """Optical flow is on exactly for the modes trained on it, with no data.flow on the CLI."""
+    def flow(*overrides):
+        cfg = compose_config(tmp_path, *overrides)
+        return hydra.utils.instantiate(cfg.data, _convert_="object").flow
+
+    assert flow() is None and flow("model=topheavy") is None
+    distill = flow("model=topheavy", "model.training=distill")
+    assert distill.method == "tvl1" and distill.bound == 8.0 and distill.splits == ("train",)
+    assert flow("model=ae3d", "model.training=joint", "data.flow={bound:4}").bound == 4.0
+    assert flow("model=topheavy", "model.training=joint", "data.flow=null") is None
+    # Every data config follows the method the same way.
+    rules = {data: OmegaConf.load(CONF / "data" / f"{data}.yaml")._get_node("flow")._value()
+             for data in DATASETS}
+    assert set(rules.values()) == {"${flow_for:${oc.select:model.training,plain}}"}, rules

@@ -16,16 +16,17 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from vad.data import decode as decode_module
-from vad.data.avenue import AvenueDataModule
+from vad.data.avenue import AVENUE, AvenueDataModule
 from vad.data.cache import build_cache, cache_key, cache_path, load_frames
 from vad.data.decode import CorruptVideoError, decode_record
 from vad.data.labels import LabelCountError
 from vad.data.layouts import DatasetLayoutError, read_dataset
-from vad.data.ped import Ped1DataModule, Ped2DataModule
-from vad.data.shanghaitech import ShanghaiTechDataModule
-from vad.data.streetscene import StreetSceneDataModule
+from vad.data.ped import PED1, PED2, Ped1DataModule, Ped2DataModule
+from vad.data.shanghaitech import SHANGHAITECH, ShanghaiTechDataModule
+from vad.data.streetscene import STREETSCENE, StreetSceneDataModule
 
 CONF = Path(__file__).parents[1] / "conf" / "data"
+DATASETS = {info.name: info for info in (PED1, PED2, AVENUE, SHANGHAITECH, STREETSCENE)}
 
 # dataset, fake root, options, layout found, train videos/frames, test videos/frames, anomalous
 COUNTS = [
@@ -59,7 +60,7 @@ COUNTS = [
 def test_counts_per_dataset_and_layout(
     fakes_root, dataset, root, options, layout, n_train, f_train, n_test, f_test, anomalous
 ):
-    found = read_dataset(dataset, fakes_root / root, **options)
+    found = read_dataset(DATASETS[dataset], fakes_root / root, **options)
     assert found.layout == layout
     assert len(found.train) == n_train
     assert sum(r.num_frames for r in found.train) == f_train
@@ -75,7 +76,7 @@ def _anomalous(record) -> list[int]:
 
 
 def test_ucsd_labels_names_and_pixel_masks(fakes_root):
-    found = read_dataset("ped1", fakes_root / "ped1/ucsd")
+    found = read_dataset(PED1, fakes_root / "ped1/ucsd")
     assert [r.name for r in found.test] == ["Test001", "Test002", "Test003", "Test004"]
     assert [r.num_frames for r in found.test] == [10, 12, 8, 10]
     # .m ranges [3:5], [1:2, 8:10], [4:8], [1:10] (1-based) → 0-based frames
@@ -88,7 +89,7 @@ def test_ucsd_labels_names_and_pixel_masks(fakes_root):
 
 
 def test_all_ped_layouts_agree(fakes_root):
-    ucsd, frames, videos = (read_dataset("ped2", fakes_root / f"ped2/{kind}")
+    ucsd, frames, videos = (read_dataset(PED2, fakes_root / f"ped2/{kind}")
                             for kind in ("ucsd", "frames", "videos"))
     for a, b, c in zip(ucsd.test, frames.test, videos.test, strict=True):
         assert a.num_frames == b.num_frames == c.num_frames
@@ -103,19 +104,19 @@ def test_all_ped_layouts_agree(fakes_root):
 
 
 def test_avenue_label_sources_and_masks(fakes_root):
-    vol = read_dataset("avenue", fakes_root / "avenue/original",
+    vol = read_dataset(AVENUE, fakes_root / "avenue/original",
                        labels="ground_truth_demo/testing_label_mask")
     assert [_anomalous(r) for r in vol.test] == [[1, 2, 3], [7], [5, 6, 7, 8, 9, 10, 11]]
     assert vol.test[2].extras["pixel_mask_file"].name == "3_label.mat"
     assert "volLabel" in vol.label_source
-    npy = read_dataset("avenue", fakes_root / "avenue/original", labels="frame_labels_avenue.npy")
+    npy = read_dataset(AVENUE, fakes_root / "avenue/original", labels="frame_labels_avenue.npy")
     assert [_anomalous(r) for r in npy.test] == [[1, 2, 3, 4, 5], [6, 7], [5, 6, 7, 8, 9, 10]]
     frames = decode_record(vol.test[0], None, grayscale=False)
     assert frames.shape == (10, 36, 64, 3)
 
 
 def test_shanghaitech_scenes_masks_and_sources(fakes_root):
-    found = read_dataset("shanghaitech", fakes_root / "shanghaitech")
+    found = read_dataset(SHANGHAITECH, fakes_root / "shanghaitech")
     assert [r.name for r in found.train] == ["01_001", "01_002", "02_001"]
     assert all(r.source.suffix == ".avi" for r in found.train)  # training from videos
     assert all(isinstance(r.source, list) for r in found.test)  # testing from frames
@@ -125,7 +126,7 @@ def test_shanghaitech_scenes_masks_and_sources(fakes_root):
 
 
 def test_streetscene_tracks_kept(fakes_root):
-    found = read_dataset("streetscene", fakes_root / "streetscene")
+    found = read_dataset(STREETSCENE, fakes_root / "streetscene")
     assert [r.name for r in found.test] == ["Test001", "Test002"]
     assert [_anomalous(r) for r in found.test] == [[2, 3, 4, 5, 6, 7], [0, 1, 5, 6]]
     tracks = found.test[0].extras["tracks"]
@@ -138,7 +139,7 @@ def test_streetscene_tracks_kept(fakes_root):
 def test_missing_root_names_dataset_path_layouts_and_docs(tmp_path):
     missing = tmp_path / "nowhere" / "ped2"
     with pytest.raises(DatasetLayoutError) as err:
-        read_dataset("ped2", missing)
+        read_dataset(PED2, missing)
     message = str(err.value)
     for part in ("UCSD Ped2", str(missing), "ucsd", "common", "UCSDpedN/Train/TrainNNN",
                  "docs/datasets.md#ucsd-ped1-and-ped2", "data.root"):
@@ -148,18 +149,18 @@ def test_missing_root_names_dataset_path_layouts_and_docs(tmp_path):
 def test_root_in_no_known_layout(tmp_path):
     (tmp_path / "stuff").mkdir()
     with pytest.raises(DatasetLayoutError, match=r"holds none of the layouts tried") as err:
-        read_dataset("avenue", tmp_path)
+        read_dataset(AVENUE, tmp_path)
     assert "training_videos/NN.avi" in str(err.value)
     assert "docs/datasets.md#cuhk-avenue" in str(err.value)
 
 
 def test_unknown_and_wrong_forced_layout(fakes_root):
     with pytest.raises(DatasetLayoutError, match=r"(?s)unknown layout 'mp4'.*ucsd"):
-        read_dataset("ped2", fakes_root / "ped2/frames", layout="mp4")
+        read_dataset(PED2, fakes_root / "ped2/frames", layout="mp4")
     with pytest.raises(DatasetLayoutError, match=r"holds none of the layouts tried:\n  ucsd"):
-        read_dataset("ped2", fakes_root / "ped2/frames", layout="ucsd")
+        read_dataset(PED2, fakes_root / "ped2/frames", layout="ucsd")
     with pytest.raises(DatasetLayoutError, match="holds none"):
-        read_dataset("ped2", fakes_root / "ped2/frames", layout="videos")
+        read_dataset(PED2, fakes_root / "ped2/frames", layout="videos")
 
 
 def test_empty_video_folder(fake_copy):
@@ -167,28 +168,28 @@ def test_empty_video_folder(fake_copy):
     (root / "testing/frames/04").mkdir()
     (root / "testing/frames/04/notes.txt").write_text("no frames here")
     with pytest.raises(DatasetLayoutError, match=r"video folder .*04 holds no frames"):
-        read_dataset("ped2", root)
+        read_dataset(PED2, root)
 
 
 def test_missing_label_file(fake_copy):
     root = fake_copy("ped2/frames")
     (root / "ped2.mat").unlink()
     with pytest.raises(DatasetLayoutError, match=r"cannot find .*ped2.mat.*data.labels"):
-        read_dataset("ped2", root)
+        read_dataset(PED2, root)
 
 
 def test_label_count_mismatch_names_video_and_counts(fake_copy):
     root = fake_copy("shanghaitech")
     np.save(root / "testing/test_frame_mask/01_0015.npy", np.zeros(7, np.uint8))
     with pytest.raises(LabelCountError, match=r"'01_0015' cover 7 frames but the video has 8"):
-        read_dataset("shanghaitech", root)
+        read_dataset(SHANGHAITECH, root)
 
 
 def test_label_range_past_video_end(fake_copy):
     root = fake_copy("ped1/ucsd")
     (root / "UCSDped1/Test/Test003/008.tif").unlink()  # 8 → 7 frames; labels reach frame 8
     with pytest.raises(LabelCountError, match=r"'Test003' reach frame 8 but the video has 7"):
-        read_dataset("ped1", root)
+        read_dataset(PED1, root)
 
 
 def test_extra_video_without_labels(fake_copy):
@@ -196,14 +197,14 @@ def test_extra_video_without_labels(fake_copy):
     (root / "testing/frames/04").mkdir()
     os.link(root / "testing/frames/01/000.jpg", root / "testing/frames/04/000.jpg")
     with pytest.raises(LabelCountError, match=r"labels for 3 videos but the test split has 4"):
-        read_dataset("ped2", root)
+        read_dataset(PED2, root)
 
 
 def test_corrupt_frame_names_the_file(fake_copy):
     root = fake_copy("ped2/frames")
     bad = root / "training/frames/02/003.jpg"
     bad.write_bytes(b"not a jpeg at all")
-    found = read_dataset("ped2", root)
+    found = read_dataset(PED2, root)
     with pytest.raises(CorruptVideoError, match=str(bad)):
         decode_record(found.train[1], (16, 16), True)
 
@@ -212,7 +213,7 @@ def test_truncated_jpeg_names_the_file(fake_copy):
     root = fake_copy("streetscene")
     bad = root / "StreetScene/Test/Test002/00004.jpg"
     bad.write_bytes(bad.read_bytes()[:-200])
-    found = read_dataset("streetscene", root)
+    found = read_dataset(STREETSCENE, root)
     with pytest.raises(CorruptVideoError, match=rf"{bad}.*truncated"):
         decode_record(found.test[1], None, False)
 
@@ -224,19 +225,19 @@ def test_truncated_video_names_the_file(fake_copy, fake, video):
     path = root / video
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.8)])
     with pytest.raises(CorruptVideoError, match=rf"{path} is truncated"):
-        read_dataset(fake.split("/")[0], root)
+        read_dataset(DATASETS[fake.split("/")[0]], root)
 
 
 def test_video_and_frame_folder_with_one_name(fake_copy, fakes_root):
     root = fake_copy("ped2/frames")
     os.link(fakes_root / "ped2/videos/training/videos/01.mp4", root / "training/frames/01.mp4")
     with pytest.raises(DatasetLayoutError, match="'01' appears twice"):
-        read_dataset("ped2", root)
+        read_dataset(PED2, root)
 
 
 # -- the cache ------------------------------------------------------------------------------------
 def _one_record(fakes_root, kind="videos"):
-    return read_dataset("ped2", fakes_root / f"ped2/{kind}").test[1]
+    return read_dataset(PED2, fakes_root / f"ped2/{kind}").test[1]
 
 
 def test_cache_round_trip_is_memory_mapped(fakes_root, tmp_path):
@@ -250,7 +251,7 @@ def test_cache_round_trip_is_memory_mapped(fakes_root, tmp_path):
 
 
 def test_cache_key_covers_size_mtime_resolution_colour(fakes_root, tmp_path):
-    record = read_dataset("ped2", fakes_root / "ped2/frames").test[0]
+    record = read_dataset(PED2, fakes_root / "ped2/frames").test[0]
     key = cache_key(record, (16, 16), True)
     assert key == cache_key(record, [16, 16], True)
     assert key != cache_key(record, (16, 24), True)
@@ -300,7 +301,7 @@ def test_damaged_cache_file_is_decoded_again(fakes_root, tmp_path):
 def test_corrupt_source_leaves_no_cache(fake_copy, tmp_path):
     root = fake_copy("ped2/frames")
     (root / "testing/frames/03/005.jpg").write_bytes(b"")
-    found = read_dataset("ped2", root)
+    found = read_dataset(PED2, root)
     cache = tmp_path / "cache"
     with pytest.raises(CorruptVideoError, match="005.jpg"):
         build_cache(found.test, cache, (16, 16), True)

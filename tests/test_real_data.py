@@ -15,6 +15,7 @@ import scipy.io
 from vad.data.decode import decode_record
 from vad.data.labels import load_labels, read_frame_mask, read_gt_mat, read_m_file
 from vad.data.layouts import read_dataset
+from vad.data.ped import PED1, PED2
 
 SHARED = Path(__file__).parents[2] / "shared" / "data"
 
@@ -32,7 +33,7 @@ def _counts(found) -> tuple[int, int, int, int, int]:
 
 @needs("ped2")
 def test_ped2_frames_counts_and_alignment():
-    found = read_dataset("ped2", SHARED / "ped2")
+    found = read_dataset(PED2, SHARED / "ped2")
     assert found.layout == "common"
     assert _counts(found) == (16, 2550, 12, 2010, 1648)
     first = found.test[0]
@@ -44,8 +45,8 @@ def test_ped2_frames_counts_and_alignment():
 @needs("ped2-mp4")
 @needs("ped2")
 def test_ped2_mp4_matches_frames():
-    frames = read_dataset("ped2", SHARED / "ped2")
-    videos = read_dataset("ped2", SHARED / "ped2-mp4")
+    frames = read_dataset(PED2, SHARED / "ped2")
+    videos = read_dataset(PED2, SHARED / "ped2-mp4")
     assert _counts(videos) == (16, 2550, 12, 2010, 1648)
     assert [r.name for r in videos.test] == [r.name for r in frames.test]
     for a, b in zip(frames.test, videos.test, strict=True):
@@ -60,7 +61,7 @@ def test_ped2_mp4_matches_frames():
 
 @needs("ped1-mp4")
 def test_ped1_mp4_counts():
-    found = read_dataset("ped1", SHARED / "ped1-mp4")
+    found = read_dataset(PED1, SHARED / "ped1-mp4")
     assert _counts(found) == (34, 6800, 36, 7200, 4045)
     assert {r.num_frames for r in found.train + found.test} == {200}
     # Test video 05 has two segments, [5:90, 140:200] (1-based).
@@ -76,8 +77,8 @@ def test_ucsd_m_and_mat_label_sources_agree(number, mat, folder):
         pytest.skip(f"real data {SHARED / folder} is absent")
     m_file = SHARED / "ucsd-labels" / f"UCSDped{number}.m"
     assert read_m_file(m_file) == read_gt_mat(SHARED / folder / mat)
-    via_m = read_dataset(f"ped{number}", SHARED / folder, labels=m_file)
-    via_mat = read_dataset(f"ped{number}", SHARED / folder)
+    via_m = read_dataset({1: PED1, 2: PED2}[number], SHARED / folder, labels=m_file)
+    via_mat = read_dataset({1: PED1, 2: PED2}[number], SHARED / folder)
     assert "UCSD .m" in via_m.label_source and "gt .mat" in via_mat.label_source
     for a, b in zip(via_m.test, via_mat.test, strict=True):
         np.testing.assert_array_equal(a.labels, b.labels)

@@ -9,6 +9,11 @@ __version__ = "0.1.0"
 
 # ${channels:${data.grayscale}} -> 1 or 3, so model configs follow the data's colour mode.
 OmegaConf.register_new_resolver("channels", lambda grayscale: 1 if grayscale else 3, replace=True)
+# ${flow_for:${oc.select:model.training,plain}} -> {} (vad.data.flow.FlowConfig defaults) for
+# the methods trained on optical flow (model.training=distill|joint), else null: data configs
+# follow the method as they do for its clip shape.
+OmegaConf.register_new_resolver(
+    "flow_for", lambda training: {} if training in ("distill", "joint") else None, replace=True)
 
 
 class _NoAdvertisements(logging.Filter):

@@ -2,8 +2,9 @@
 
 Model, data and evaluation options come from the checkpoint's run config
 (``<run>/.hydra/config.yaml``, found next to ``checkpoints/``) unless ``use_run_config=false``;
-``eval.*`` and ``model.*`` given on the command line override the run's, so the same checkpoint
-can be re-scored with other options (normalisation, smoothing, θ, a method's score variant).
+``eval.*``, ``model.*`` and ``data.*`` given on the command line override the run's, so the same
+checkpoint can be re-scored with other options (normalisation, smoothing, θ, a method's score
+variant) or on part of its data (``data=combined data.test=[ped2]``: one dataset of a combined run).
 ``scores_csv=<run>/scores.csv`` re-scores saved scores without any model: the cross-check path.
 """
 
@@ -43,7 +44,8 @@ def rescore(cfg: DictConfig) -> dict:
                                ev.threshold, ev.score_direction, ev.normalization_window)
     metrics = {**metrics, **policy, "rescored_from": str(cfg.scores_csv)}
     report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
-    return {f"test/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    return {f"test/{k}": float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 @task_wrapper
@@ -56,13 +58,14 @@ def evaluate(cfg: DictConfig) -> dict:
     run_config = run_config_of(ckpt_path) if cfg.use_run_config else None
     if run_config is not None:
         trained = OmegaConf.load(run_config)
-        # The run's model and evaluation options, with those given on this command line on top
-        # (e.g. another score of the same weights: model.score.kind=r_mse).
+        # The run's model, data and evaluation options, with those given on this command line on
+        # top (e.g. another score of the same weights: model.score.kind=r_mse; one dataset of a
+        # combined run: data=combined data.test=[ped2]).
         given = OmegaConf.from_dotlist([o for o in HydraConfig.get().overrides.task
-                                        if o.startswith(("eval.", "model."))])
+                                        if o.startswith(("eval.", "model.", "data."))])
         with open_dict(cfg):
             cfg.model = OmegaConf.merge(trained.model, given.get("model", {}))
-            cfg.data = trained.data
+            cfg.data = OmegaConf.merge(trained.data, given.get("data", {}))
             cfg.eval = OmegaConf.merge(trained.eval, given.get("eval", {}))
         log.info("model, data and eval config taken from %s", run_config)
     if cfg.get("seed") is not None:

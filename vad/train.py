@@ -72,7 +72,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     try:
-        metrics, _ = train(cfg)
+        metrics, objects = train(cfg)
     except Exception:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             exit_after_failure()
@@ -84,6 +84,10 @@ def main(cfg: DictConfig) -> float | None:
     name = cfg.get("optimized_metric")
     if name and name.startswith("test/") and not cfg.get("test", True):
         log.warning("test=false: %s was not computed; nothing is returned to the sweeper", name)
+        return None
+    if name and name not in metrics and not objects["evaluator"].metrics.get("labelled", True):
+        log.warning("the test videos have no labels: %s was not computed; nothing is returned "
+                    "to the sweeper", name)
         return None
     return get_metric_value(metrics, name)
 

@@ -35,7 +35,58 @@ Layouts read (``data.layout=auto`` tries ``avenue`` then ``common``)::
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vad.data.datamodule import DiskVideoDataModule
+from vad.data.labels import describe_source
+from vad.data.layouts import (
+    DatasetInfo,
+    DatasetRecords,
+    Layout,
+    candidates,
+    common_labels,
+    common_layouts,
+    labelled,
+    resolve_labels,
+    scan_videos,
+    test_records,
+    train_records,
+)
+
+
+# -- the avenue layout: CUHK's own release --------------------------------------------------------
+def _find_avenue(root: Path, info: DatasetInfo) -> Path | None:
+    for base in candidates(root, ["Avenue Dataset", "Avenue_Dataset", "avenue", "Avenue"]):
+        if (base / "training_videos").is_dir() and (base / "testing_videos").is_dir():
+            return base
+    return None
+
+
+def _read_avenue(info: DatasetInfo, base: Path, root: Path, labels) -> DatasetRecords:
+    train = scan_videos(base / "training_videos", info.name, docs=info.docs)
+    test = scan_videos(base / "testing_videos", info.name, docs=info.docs)
+    source = resolve_labels(info, "avenue", base, root, labels)
+    extras = []
+    for video in test:
+        extra = {}
+        if source.is_dir() and video.name.isdigit():  # volLabel: the pixel masks themselves
+            mask = source / f"{int(video.name)}_label.mat"
+            if mask.is_file():
+                extra["pixel_mask_file"] = mask
+        extras.append(extra)
+    return DatasetRecords(info.name, base, "avenue", describe_source(source),
+                          train_records(train),
+                          test_records(test, labelled(info.name, test, source), extras))
+
+
+ORIGINAL = Layout("avenue", "training_videos/NN.avi, testing_videos/NN.avi, "
+                            "ground_truth_demo/testing_label_mask/N_label.mat",
+                  _find_avenue, _read_avenue)
+_COMMON = common_layouts()
+AVENUE = DatasetInfo(
+    "avenue", "CUHK Avenue", "cuhk-avenue",
+    layouts=(ORIGINAL, _COMMON["common"]), forced_layouts=(_COMMON["frames"], _COMMON["videos"]),
+    labels={"avenue": ("ground_truth_demo/testing_label_mask",), **common_labels("avenue.mat")})
 
 
 class AvenueDataModule(DiskVideoDataModule):
@@ -48,7 +99,7 @@ class AvenueDataModule(DiskVideoDataModule):
         **kwargs: `VideoDataModule` arguments (``grayscale`` defaults to False here).
     """
 
-    dataset = "avenue"
+    dataset = AVENUE
 
     def __init__(
         self,

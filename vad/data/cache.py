@@ -1,8 +1,9 @@
 """Decode each video once into a resized uint8 array, on disk (memory-mapped) or in memory.
 
 A cached video is ``<cache_dir>/<name>-<key>.npy`` where the key hashes the decoder version, the
-source path(s), their sizes and modification times, the resolution and the colour mode, so that a
-changed source or a different resolution never reuses a stale cache.
+source path(s), their sizes and modification times, the resolution, the colour mode and the
+record's frame range (a span of a longer video), so that a changed source or a different
+resolution never reuses a stale cache.
 
 Nothing half-written is ever trusted:
 
@@ -57,6 +58,8 @@ def cache_key(record: VideoRecord, image_size: tuple[int, int] | None, grayscale
         digest.update(f"{folder / path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     size = None if image_size is None else tuple(int(v) for v in image_size)
     digest.update(f"{size}:{'grey' if grayscale else 'rgb'}".encode())
+    if record.frame_range is not None:  # a span of the source; whole sources keep their key
+        digest.update(f";frames {record.frame_range[0]}:{record.frame_range[1]}".encode())
     return digest.hexdigest()[:16]
 
 

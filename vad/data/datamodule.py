@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from vad.data.cache import build_cache, load_frames
 from vad.data.clips import ClipSpec, build_clip_index
 from vad.data.flow import FlowConfig, build_flow_cache, load_flow
-from vad.data.layouts import DatasetRecords, read_dataset
+from vad.data.layouts import DatasetInfo, DatasetRecords, read_dataset
 from vad.data.records import VideoRecord
 
 
@@ -399,30 +399,34 @@ class VideoDataModule(L.LightningDataModule):
 class DiskVideoDataModule(VideoDataModule):
     """A benchmark read from disk by `vad.data.layouts.read_dataset`.
 
-    Subclasses set ``dataset`` (the name `read_dataset` knows) and their defaults only.
+    Subclasses set ``dataset`` (their module's `DatasetInfo`) and their defaults only.
 
     Args:
         root: The dataset folder (``data.root``).
-        layout: ``auto`` or a layout name valid for the dataset (`vad.data.layouts.LAYOUTS`).
+        layout: ``auto`` or a layout name valid for the dataset (see its module).
         labels: Label file or folder, absolute or relative to ``root``; None uses the layout's own.
-        scenes: Scene numbers to keep (ShanghaiTech); None keeps all.
         **kwargs: `VideoDataModule` arguments.
     """
 
-    dataset = ""
+    dataset: DatasetInfo
 
     def __init__(self, root: str, layout: str = "auto", labels: str | None = None,
-                 scenes: Sequence[int] | None = None, **kwargs) -> None:
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.root = root
         self.layout = layout
         self.labels = labels
-        self.scenes = list(scenes) if scenes is not None else None
+
+    @property
+    def read_options(self) -> dict:
+        """The dataset's own reader options (`DatasetInfo.options`), e.g. ShanghaiTech's scenes."""
+        return {}
 
     @cached_property
     def found(self) -> DatasetRecords:
         """The dataset as found on disk (read once)."""
-        return read_dataset(self.dataset, self.root, self.layout, self.labels, self.scenes)
+        return read_dataset(self.dataset, self.root, self.layout, self.labels,
+                            **self.read_options)
 
     @property
     def label_source(self) -> str:

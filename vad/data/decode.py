@@ -163,9 +163,29 @@ def count_video_frames(path: Path) -> int:
         raise CorruptVideoError(f"cannot open video {path}: {err}") from err
 
 
+def video_fps(path: Path) -> float:
+    """Frames per second of a video file, from its container (no decoding).
+
+    Raises:
+        CorruptVideoError: The file cannot be opened or declares no frame rate.
+    """
+    import decord
+
+    path = Path(path)
+    try:
+        fps = float(decord.VideoReader(str(path), ctx=decord.cpu(0)).get_avg_fps())
+    except (decord.DECORDError, RuntimeError) as err:
+        raise CorruptVideoError(f"cannot open video {path}: {err}") from err
+    if not fps > 0:
+        raise CorruptVideoError(f"video {path} declares no frame rate ({fps})")
+    return fps
+
+
 def _video_file_batches(
-    path: Path, image_size: tuple[int, int] | None, grayscale: bool
+    path: Path, image_size: tuple[int, int] | None, grayscale: bool,
+    first: int = 0, stop: int | None = None,
 ) -> Iterator[np.ndarray]:
+    """Frames ``first .. stop - 1`` (default: all) of a video file, in batches."""
     import decord
 
     reason = container_truncation(path)
@@ -175,8 +195,8 @@ def _video_file_batches(
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
     except (decord.DECORDError, RuntimeError) as err:
         raise CorruptVideoError(f"cannot open video {path}: {err}") from err
-    total = len(reader)
-    for start in range(0, total, VIDEO_BATCH):
+    total = len(reader) if stop is None else min(stop, len(reader))
+    for start in range(first, total, VIDEO_BATCH):
         indices = list(range(start, min(start + VIDEO_BATCH, total)))
         try:
             # Sequential indices: decord decodes forward without seeking back to a key frame.
@@ -192,13 +212,15 @@ def _video_file_batches(
 def iter_record_batches(
     record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool
 ) -> Iterator[np.ndarray]:
-    """The record's frames as consecutive ``(n, H, W, C)`` uint8 batches."""
+    """The record's frames (its ``frame_range`` of the source, if set) as consecutive
+    ``(n, H, W, C)`` uint8 batches."""
+    first, stop = record.frame_range or (0, None)
     if isinstance(record.source, np.ndarray):
-        yield resize_frames(record.source, image_size, grayscale)
+        yield resize_frames(record.source[first:stop], image_size, grayscale)
     elif isinstance(record.source, list):
-        yield from _frame_file_batches(record.source, image_size, grayscale)
+        yield from _frame_file_batches(record.source[first:stop], image_size, grayscale)
     else:
-        yield from _video_file_batches(Path(record.source), image_size, grayscale)
+        yield from _video_file_batches(Path(record.source), image_size, grayscale, first, stop)
 
 
 def check_frame_count(record: VideoRecord, found: int) -> None:

@@ -10,7 +10,8 @@ and pedestrians walking across the walkway or on the grass. Grey frames at 10 fp
 | Ped1 | 34 / 6,800 | 36 / 7,200 | 4,045 | 238×158 |
 | Ped2 | 16 / 2,550 | 12 / 2,010 | 1,648 | 360×240 |
 
-Layouts read (``data.layout=auto`` tries ``ucsd`` then ``common``; see `vad.data.layouts`)::
+Layouts read (``data.layout=auto`` tries ``ucsd`` then ``common``; the ``common``
+layout and its ``frames``/``videos`` restrictions are generic, in `vad.data.layouts`)::
 
     UCSDped2/                      # ucsd: the original release (root may also be its parent)
       Train/Train001/001.tif ...
@@ -28,7 +29,67 @@ The ``.m`` and ``.mat`` label files agree frame for frame (tested on the real fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vad.data.datamodule import DiskVideoDataModule
+from vad.data.labels import describe_source
+from vad.data.layouts import (
+    DatasetInfo,
+    DatasetRecords,
+    Layout,
+    candidates,
+    common_labels,
+    common_layouts,
+    has_subdirs,
+    labelled,
+    resolve_labels,
+    scan_videos,
+    test_records,
+    train_records,
+)
+
+
+# -- the ucsd layout: UCSD's own release ----------------------------------------------------------
+def _find_ucsd(root: Path, info: DatasetInfo) -> Path | None:
+    number = info.name[-1]
+    for base in candidates(root, [f"UCSDped{number}",
+                                  f"UCSD_Anomaly_Dataset.v1p2/UCSDped{number}"]):
+        if has_subdirs(base / "Train", r"Train\d+") and has_subdirs(base / "Test", r"Test\d+"):
+            return base
+    return None
+
+
+def _read_ucsd(info: DatasetInfo, base: Path, root: Path, labels) -> DatasetRecords:
+    train = scan_videos(base / "Train", info.name, r"Train\d+", docs=info.docs)
+    test = scan_videos(base / "Test", info.name, r"Test\d+", docs=info.docs)
+    if labels is None:  # the .m file may be named differently in other copies
+        default = base / "Test" / f"UCSDped{info.name[-1]}.m"
+        found = sorted((base / "Test").glob("*.m"))
+        if not default.exists() and len(found) == 1:
+            labels = found[0]
+    source = resolve_labels(info, "ucsd", base, root, labels)
+    extras = []
+    for video in test:  # TestNNN_gt pixel-mask folders are not videos; kept reachable
+        masks = base / "Test" / f"{video.name}_gt"
+        extras.append({"pixel_masks": masks} if masks.is_dir() else {})
+    return DatasetRecords(info.name, base, "ucsd", describe_source(source), train_records(train),
+                          test_records(test, labelled(info.name, test, source), extras))
+
+
+UCSD = Layout("ucsd", "UCSDpedN/Train/TrainNNN/NNN.tif, UCSDpedN/Test/TestNNN/NNN.tif, "
+                      "UCSDpedN/Test/UCSDpedN.m", _find_ucsd, _read_ucsd)
+_COMMON = common_layouts()
+
+
+def _ped_info(number: int) -> DatasetInfo:
+    return DatasetInfo(
+        f"ped{number}", f"UCSD Ped{number}", "ucsd-ped1-and-ped2",
+        layouts=(UCSD, _COMMON["common"]), forced_layouts=(_COMMON["frames"], _COMMON["videos"]),
+        labels={"ucsd": (f"Test/UCSDped{number}.m",), **common_labels(f"ped{number}.mat")})
+
+
+PED1 = _ped_info(1)
+PED2 = _ped_info(2)
 
 
 class Ped1DataModule(DiskVideoDataModule):
@@ -42,7 +103,7 @@ class Ped1DataModule(DiskVideoDataModule):
         **kwargs: `VideoDataModule` arguments.
     """
 
-    dataset = "ped1"
+    dataset = PED1
 
     def __init__(self, root: str = "data/ped1", layout: str = "auto", labels: str | None = None,
                  **kwargs) -> None:
@@ -52,7 +113,7 @@ class Ped1DataModule(DiskVideoDataModule):
 class Ped2DataModule(Ped1DataModule):
     """UCSD Ped2 (`data=ped2`); the same layouts and arguments as `Ped1DataModule`."""
 
-    dataset = "ped2"
+    dataset = PED2
 
     def __init__(self, root: str = "data/ped2", **kwargs) -> None:
         super().__init__(root=root, **kwargs)

@@ -20,8 +20,11 @@ class VideoRecord:
         name: Video id, unique within the split (e.g. ``"01"`` or ``"01_0014"``); keys every score.
         source: A video file, a sorted list of frame files, or a ``(N, H, W, C)`` uint8 array.
         num_frames: Number of frames, known from the layout (checked against the decoded frames).
-        labels: ``bool[num_frames]``, True for anomalous frames; ``None`` for training videos.
+        labels: ``bool[num_frames]``, True for anomalous frames; ``None`` for training videos
+            (and for unlabelled test footage).
         extras: Layout-specific extras kept reachable (pixel masks, tracks, boxes).
+        frame_range: ``(start, stop)``: the record is frames ``start .. stop - 1`` of ``source``
+            (a span of a longer video, `vad.data.folder`); None: all of it.
     """
 
     name: str
@@ -29,8 +32,15 @@ class VideoRecord:
     num_frames: int
     labels: np.ndarray | None = None
     extras: dict = field(default_factory=dict)
+    frame_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.frame_range is not None:
+            start, stop = (int(v) for v in self.frame_range)
+            if not 0 <= start < stop or stop - start != self.num_frames:
+                raise ValueError(f"video {self.name!r}: frame_range {self.frame_range} does not "
+                                 f"span its {self.num_frames} frames")
+            self.frame_range = (start, stop)
         if self.labels is not None:
             self.labels = np.asarray(self.labels, dtype=bool)
             if len(self.labels) != self.num_frames:
@@ -42,7 +52,12 @@ class VideoRecord:
     @property
     def source_description(self) -> str:
         if isinstance(self.source, np.ndarray):
-            return "in-memory frames"
-        if isinstance(self.source, list):
-            return f"{len(self.source)} frame files in {self.source[0].parent if self.source else '?'}"
-        return str(self.source)
+            where = "in-memory frames"
+        elif isinstance(self.source, list):
+            folder = self.source[0].parent if self.source else "?"
+            where = f"{len(self.source)} frame files in {folder}"
+        else:
+            where = str(self.source)
+        if self.frame_range is not None:
+            where += f", frames {self.frame_range[0]}-{self.frame_range[1] - 1}"
+        return where

@@ -28,9 +28,63 @@ Layout read (``common``; the release itself mixes videos for training and frames
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from vad.data.datamodule import DiskVideoDataModule
+from vad.data.labels import describe_source
+from vad.data.layouts import (
+    DatasetInfo,
+    DatasetLayoutError,
+    DatasetRecords,
+    common_layouts,
+    common_videos,
+    labelled,
+    resolve_labels,
+    test_records,
+    train_records,
+)
+
+
+def _scene(name: str) -> int | None:
+    match = re.match(r"(\d+)_", name)
+    return int(match.group(1)) if match else None
+
+
+def _read_shanghaitech(info: DatasetInfo, base: Path, root: Path, labels, layout: str,
+                       scenes: Sequence[int] | None = None) -> DatasetRecords:
+    """The common layout, optionally restricted to ``scenes``, with per-video extras."""
+    train, test = common_videos(info, base, layout)
+    if scenes is not None:  # videos are named <scene>_<number>
+        wanted = {int(s) for s in scenes}
+        train = [v for v in train if _scene(v.name) in wanted]
+        test = [v for v in test if _scene(v.name) in wanted]
+        if not train or not test:
+            raise DatasetLayoutError(
+                f"{info.name}: no {'training' if not train else 'test'} video of scenes "
+                f"{sorted(wanted)} under {base} (videos are named <scene>_<number>, e.g. 01_001)"
+            )
+    source = resolve_labels(info, layout, base, root, labels)
+    extras = []
+    for video in test:
+        extra: dict = {}
+        if _scene(video.name) is not None:
+            extra["scene"] = _scene(video.name)
+        pixel = base / "testing" / "test_pixel_mask" / f"{video.name}.npy"
+        if pixel.is_file():
+            extra["pixel_mask_file"] = pixel
+        extras.append(extra)
+    return DatasetRecords(info.name, base, layout, describe_source(source), train_records(train),
+                          test_records(test, labelled(info.name, test, source), extras))
+
+
+_COMMON = common_layouts(_read_shanghaitech)
+SHANGHAITECH = DatasetInfo(
+    "shanghaitech", "ShanghaiTech Campus", "shanghaitech-campus",
+    layouts=(_COMMON["common"],), forced_layouts=(_COMMON["frames"], _COMMON["videos"]),
+    labels={layout: ("testing/test_frame_mask", "test_frame_mask") for layout in _COMMON},
+    options=("scenes",))
 
 
 class ShanghaiTechDataModule(DiskVideoDataModule):
@@ -45,7 +99,7 @@ class ShanghaiTechDataModule(DiskVideoDataModule):
         **kwargs: `VideoDataModule` arguments (``grayscale`` defaults to False here).
     """
 
-    dataset = "shanghaitech"
+    dataset = SHANGHAITECH
 
     def __init__(
         self,
@@ -56,7 +110,12 @@ class ShanghaiTechDataModule(DiskVideoDataModule):
         **kwargs,
     ) -> None:
         kwargs.setdefault("grayscale", False)  # an RGB dataset
-        super().__init__(root=root, layout=layout, labels=labels, scenes=scenes, **kwargs)
+        super().__init__(root=root, layout=layout, labels=labels, **kwargs)
+        self.scenes = list(scenes) if scenes is not None else None
+
+    @property
+    def read_options(self) -> dict:
+        return {"scenes": self.scenes}
 
     @property
     def label_source(self) -> str:

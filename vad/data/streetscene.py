@@ -32,7 +32,61 @@ Layout read (``streetscene``)::
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vad.data.datamodule import DiskVideoDataModule
+from vad.data.labels import LabelError, read_track_file, track_mask
+from vad.data.layouts import (
+    DatasetInfo,
+    DatasetLayoutError,
+    DatasetRecords,
+    Layout,
+    candidates,
+    has_subdirs,
+    scan_videos,
+    test_records,
+    train_records,
+)
+
+
+def _find_streetscene(root: Path, info: DatasetInfo) -> Path | None:
+    for base in candidates(root, ["StreetScene"]):
+        if has_subdirs(base / "Train", r"Train\d+") and has_subdirs(base / "Test", r"Test\d+"):
+            return base
+    return None
+
+
+def _read_streetscene(info: DatasetInfo, base: Path, root: Path, labels) -> DatasetRecords:
+    if labels is not None:
+        raise DatasetLayoutError(f"{info.name}: Street Scene's labels are its track files "
+                                 f"Test/TestNNN/TestNNN_gt.txt; data.labels must be null")
+    train = scan_videos(base / "Train", info.name, r"Train\d+", docs=info.docs)
+    test = scan_videos(base / "Test", info.name, r"Test\d+", docs=info.docs)
+    label_arrays, extras = [], []
+    for video in test:
+        track_file = base / "Test" / video.name / f"{video.name}_gt.txt"
+        if not track_file.is_file():
+            raise DatasetLayoutError(
+                f"{info.name}: test sequence {video.name} has no track file {track_file}; the "
+                f"download is incomplete. See {info.docs}."
+            )
+        try:
+            tracks = read_track_file(track_file)
+            label_arrays.append(track_mask(tracks, video.num_frames, video.name, track_file))
+        except LabelError as err:
+            raise type(err)(f"{info.name}: {err}") from err
+        extras.append({"tracks": tracks, "track_file": track_file})
+    source = (f"Street Scene track files, a frame is anomalous if it holds a box "
+              f"({(base / 'Test').resolve()})")
+    return DatasetRecords(info.name, base, "streetscene", source, train_records(train),
+                          test_records(test, label_arrays, extras))
+
+
+ORIGINAL = Layout("streetscene", "StreetScene/Train/TrainNNN/NNNNN.jpg, "
+                                 "StreetScene/Test/TestNNN/NNNNN.jpg, "
+                                 "StreetScene/Test/TestNNN/TestNNN_gt.txt",
+                  _find_streetscene, _read_streetscene)
+STREETSCENE = DatasetInfo("streetscene", "Street Scene", "street-scene", layouts=(ORIGINAL,))
 
 
 class StreetSceneDataModule(DiskVideoDataModule):
@@ -44,7 +98,7 @@ class StreetSceneDataModule(DiskVideoDataModule):
         **kwargs: `VideoDataModule` arguments (``grayscale`` defaults to False here).
     """
 
-    dataset = "streetscene"
+    dataset = STREETSCENE
 
     def __init__(self, root: str = "data/streetscene", layout: str = "auto", **kwargs) -> None:
         kwargs.setdefault("grayscale", False)  # an RGB dataset

@@ -33,7 +33,7 @@ class FrameTable:
     frame: list[np.ndarray] = field(default_factory=list)
     score: list[np.ndarray] = field(default_factory=list)  # aggregated raw anomaly score
     normalized: list[np.ndarray] = field(default_factory=list)  # after normalisation + smoothing
-    label: list[np.ndarray] = field(default_factory=list)
+    label: list[np.ndarray | None] = field(default_factory=list)  # None: unlabelled footage
 
 
 def score_videos(
@@ -51,7 +51,9 @@ def score_videos(
     Args:
         names: Video ids.
         raw_scores: Per video, one anomaly score per frame, NaN where no clip scores the frame.
-        labels: Per video, ``bool[num_frames]``.
+        labels: Per video, ``bool[num_frames]``; None for every video when the test footage
+            has no labels (`data=folder` without ``data.labels``): scores, plots and detections
+            are still produced, the label-based metrics (AUC, EER, precision) are skipped.
         normalization: ``minmax``, ``min_over_max``, ``window_minmax`` or ``none`` (per video).
         smoothing_sigma: Gaussian temporal smoothing σ (frames), after normalisation.
         threshold: Optional θ; with ``score_direction="regularity"`` frames whose regularity
@@ -66,10 +68,15 @@ def score_videos(
         threshold is given, the detected anomalous segments per video as ``(first, last)`` frame
         indices (0-based, inclusive, as in ``scores.csv``).
     """
+    unlabelled = [name for name, y in zip(names, labels) if y is None]
+    if unlabelled and len(unlabelled) < len(names):
+        raise ValueError(f"test videos {unlabelled} have no labels but the others do: give "
+                         f"labels for every test video or for none")
+    has_labels = not unlabelled
     table = FrameTable()
     excluded = 0
     for name, raw, y in zip(names, raw_scores, labels):
-        if len(raw) != len(y):
+        if y is not None and len(raw) != len(y):
             raise ValueError(f"video {name!r}: {len(raw)} scored frame slots, {len(y)} labels")
         scorable = ~np.isnan(raw)
         excluded += int((~scorable).sum())
@@ -81,21 +88,26 @@ def score_videos(
         table.score.append(raw[scorable])
         table.normalized.append(postprocess(raw[scorable], normalization, smoothing_sigma,
                                             normalization_window))
-        table.label.append(np.asarray(y, bool)[scorable])
-    smoothed_raw = [postprocess(s, "none", smoothing_sigma) for s in table.score]
-    metrics = frame_metrics(table.normalized, smoothed_raw, table.label)
-    if np.isnan(metrics["auc_micro"]):
-        log.warning("the scored frames hold a single class: AUC and EER are undefined (NaN)")
-    single_class = [v for v, y in zip(table.video, table.label) if not has_both_classes(y)]
-    if single_class:
-        log.info("auc_macro skips %d video(s) with a single class: %s", len(single_class),
-                 ", ".join(single_class))
+        table.label.append(np.asarray(y, bool)[scorable] if has_labels else None)
+    metrics = {"labelled": has_labels}
+    if has_labels:
+        smoothed_raw = [postprocess(s, "none", smoothing_sigma) for s in table.score]
+        metrics.update(frame_metrics(table.normalized, smoothed_raw, table.label))
+        if np.isnan(metrics["auc_micro"]):
+            log.warning("the scored frames hold a single class: AUC and EER are undefined (NaN)")
+        single_class = [v for v, y in zip(table.video, table.label) if not has_both_classes(y)]
+        if single_class:
+            log.info("auc_macro skips %d video(s) with a single class: %s", len(single_class),
+                     ", ".join(single_class))
+        metrics.update({"num_anomalous_frames": int(sum(y.sum() for y in table.label)),
+                        "macro_skipped_videos": single_class})
+    else:
+        log.info("the test videos have no labels: scores.csv and plots are written, AUC, EER "
+                 "and detection precision/recall are skipped (give data.labels=<file> for them)")
     metrics.update({
         "num_videos": len(table.video),
         "num_frames": int(sum(len(f) for f in table.frame)),
-        "num_anomalous_frames": int(sum(y.sum() for y in table.label)),
         "excluded_frames": excluded,
-        "macro_skipped_videos": single_class,
     })
     detections = {}
     if threshold is not None:
@@ -104,16 +116,17 @@ def score_videos(
         # Runs of detected scorable frames, reported as frame indices (first scorable = T - 1).
         detections = {v: [(int(frames[a]), int(frames[b])) for a, b in segments(f)]
                       for v, frames, f in zip(table.video, table.frame, flags)}
-        pred, truth = np.concatenate(flags), np.concatenate(table.label)
-        tp = float((pred & truth).sum())
-        precision = tp / max(pred.sum(), 1)
-        recall = tp / max(truth.sum(), 1)
-        metrics.update({
-            "threshold": threshold,
-            "detection_precision": precision,
-            "detection_recall": recall,
-            "detection_f1": 2 * precision * recall / max(precision + recall, 1e-12),
-        })
+        metrics["threshold"] = threshold
+        if has_labels:
+            pred, truth = np.concatenate(flags), np.concatenate(table.label)
+            tp = float((pred & truth).sum())
+            precision = tp / max(pred.sum(), 1)
+            recall = tp / max(truth.sum(), 1)
+            metrics.update({
+                "detection_precision": precision,
+                "detection_recall": recall,
+                "detection_f1": 2 * precision * recall / max(precision + recall, 1e-12),
+            })
     return metrics, table, detections
 
 
@@ -214,7 +227,8 @@ class FrameEvaluator(L.Callback):
         # Batched inference speed: scored frames per second of the whole test loop (loading,
         # forward passes and scoring; every window counted once however many frames it scores).
         metrics["inference_fps"] = metrics["num_frames"] / max(seconds, 1e-9)
-        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        numeric = {k: float(v) for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
         pl_module.log_dict({f"test/{k}": v for k, v in numeric.items()}, sync_dist=False,
                            rank_zero_only=True)
         policy = evaluation_policy(self.normalization, self.smoothing_sigma,

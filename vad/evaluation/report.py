@@ -1,9 +1,10 @@
 """Files a test run leaves in its run directory: the run dir holds the truth.
 
 ``metrics.json`` (every metric and the policy used), ``scores.csv`` (video, frame, score,
-score_normalized, label), ``detections.csv`` (segments under the regularity threshold, if one is
-set), ``plots/regularity_<video>.png`` (like the papers' figures, anomalous frames shaded; or
-``anomaly_<video>.png`` with ``eval.score_direction=anomaly``) and ``plots/roc.png``.
+score_normalized, label; the label empty for unlabelled footage), ``detections.csv`` (segments
+under the regularity threshold, if one is set), ``plots/regularity_<video>.png`` (like the
+papers' figures, anomalous frames shaded; or ``anomaly_<video>.png`` with
+``eval.score_direction=anomaly``) and ``plots/roc.png`` (with labels only).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def write_scores(path: Path, table) -> None:
         writer.writerow(["video", "frame", "score", "score_normalized", "label"])
         for video, frames, raw, norm, labels in zip(table.video, table.frame, table.score,
                                                      table.normalized, table.label):
-            for row in zip(frames, raw, norm, labels):
-                writer.writerow([video, int(row[0]), f"{row[1]:.8g}", f"{row[2]:.8g}", int(row[3])])
+            marks = labels if labels is not None else [None] * len(frames)  # unlabelled: empty
+            for frame, score, normalized, label in zip(frames, raw, norm, marks):
+                writer.writerow([video, int(frame), f"{score:.8g}", f"{normalized:.8g}",
+                                 "" if label is None else int(label)])
 
 
 def write_detections(path: Path, detections: dict[str, list[tuple[int, int]]]) -> None:
@@ -59,14 +62,14 @@ def plot_scores(path: Path, video: str, frames, normalized, labels, threshold=No
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 2.6))
-    for first, last in segments(np.asarray(labels)):
+    for first, last in segments(np.asarray(labels)) if labels is not None else ():
         ax.axvspan(frames[first] - 0.5, frames[last] + 0.5, color="tab:red", alpha=0.2, lw=0)
     shown = 1 - np.asarray(normalized) if score_direction == "regularity" else normalized
     ax.plot(frames, shown, color="tab:blue", lw=1.2, label=score_direction)
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"θ = {threshold}")
     ax.set(xlabel="frame", ylabel=f"{score_direction} score",
-           title=f"video {video}  (red: anomalous)")
+           title=f"video {video}" + ("  (red: anomalous)" if labels is not None else ""))
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -103,27 +106,29 @@ def write_all(output_dir: Path, metrics: dict, table, detections: dict, plots: b
         direction = metrics.get("score_direction", "regularity")
         for video, frames, norm, labels in zip(table.video, table.frame, table.normalized,
                                                 table.label):
-            plot_scores(plot_dir / f"{direction}_{video}.png", video, frames, norm, labels,
+            file_name = video.replace("/", "_")  # combined datasets: <dataset>/<video>
+            plot_scores(plot_dir / f"{direction}_{file_name}.png", video, frames, norm, labels,
                         metrics.get("threshold"), direction)
-        if not math.isnan(metrics["auc_micro"]):
+        if not math.isnan(metrics.get("auc_micro", math.nan)):  # absent without labels
             plot_roc(plot_dir / "roc.png", np.concatenate(table.normalized),
                      np.concatenate(table.label), metrics["auc_micro"])
 
 
-def read_scores(path: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
-    """Read a ``scores.csv`` back as per-video raw scores (NaN where unscored) and labels."""
-    rows: dict[str, list[tuple[int, float, int]]] = {}
+def read_scores(path: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray | None]]:
+    """Read a ``scores.csv`` back as per-video raw scores (NaN where unscored) and labels (None
+    for a video whose label column is empty: unlabelled footage)."""
+    rows: dict[str, list[tuple[int, float, str]]] = {}
     with Path(path).open(newline="") as handle:
         for row in csv.DictReader(handle):
             rows.setdefault(row["video"], []).append(
-                (int(row["frame"]), float(row["score"]), int(row["label"])))
+                (int(row["frame"]), float(row["score"]), row["label"]))
     names, scores, labels = [], [], []
     for video, entries in rows.items():
         n = max(f for f, _, _ in entries) + 1
         s, y = np.full(n, np.nan), np.zeros(n, bool)
         for f, value, label in entries:
-            s[f], y[f] = value, bool(label)
+            s[f], y[f] = value, label != "" and bool(int(label))
         names.append(video)
         scores.append(s)
-        labels.append(y)
+        labels.append(None if all(label == "" for _, _, label in entries) else y)
     return names, scores, labels

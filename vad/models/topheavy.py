@@ -232,8 +232,8 @@ class TopHeavyModule(VADModule):
     def _flow(self, batch: ClipBatch) -> torch.Tensor:
         if batch.flow is None:
             raise ValueError(f"model.training={self.training_mode} needs optical flow in the "
-                             "batches: set data.flow (e.g. +data.flow.bound=8 on the command "
-                             "line; vad/data/flow.py)")
+                             "batches: the data configs turn data.flow on for distill/joint; "
+                             "it was set to null (give data.flow={bound:8}; vad/data/flow.py)")
         return batch.flow
 
     @staticmethod
