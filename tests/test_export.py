@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.helpers import compose_config, tiny_run
-from vad.export import ScoreGraph, export, export_onnx, onnx_scores
+from vad.export import ScoreGraph, export, export_onnx, load_model, onnx_scores
 
 SIZE = 32
 
@@ -75,3 +75,22 @@ def test_export_needs_a_frame_size_when_the_run_kept_the_source_size(tmp_path: P
     cfg = compose_config(tmp_path / "export", f"ckpt_path={ckpt}", config_name="export")
     with pytest.raises(ValueError, match="frame_size"):
         export(cfg)
+
+
+def test_export_of_a_latentpred_run_keeps_its_background_frame(tmp_path: Path):
+    ckpt = tiny_run(tmp_path / "run", "model=latentpred")
+    cfg = compose_config(tmp_path / "export", f"ckpt_path={ckpt}", "frame_size=[32,32]",
+                         config_name="export")
+    result = export(cfg)
+    assert result["max_relative_error"] < 1e-4
+    sidecar = json.loads(Path(result["path"]).with_suffix(".json").read_text())
+    assert sidecar["clip"]["target_offsets"] == [13]  # t = k + 6 with k = 8: offset 7 + 6
+    assert sidecar["input"]["shape"] == ["batch", 1, 9, 32, 32]
+    # The checkpoint's training mean frame is loaded and in the graph: a clip of exactly that
+    # frame scores in onnxruntime what it scores in PyTorch.
+    model, _ = load_model(ckpt)
+    assert model.net.background.shape == (1, 32, 32)
+    background = model.net.background.expand(1, 1, 9, 32, 32).numpy()
+    with torch.no_grad():
+        expected = ScoreGraph(model)(torch.from_numpy(background.copy())).numpy()
+    np.testing.assert_allclose(onnx_scores(Path(result["path"]), background), expected, rtol=1e-4)
