@@ -80,11 +80,14 @@ def export_onnx(model: VADModule, example: torch.Tensor, path: Path, opset: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        # The TorchScript-tracing exporter: each method's Python control flow (clip length, score
-        # variant, phase) is fixed by the checkpoint and traces to one graph, so the tracer's
-        # warnings about Python branches on shapes say nothing here.
+        # The TorchScript-tracing exporter (the torch.export-based one needs onnxscript, which
+        # is not a dependency): each method's Python control flow (clip length, score variant,
+        # phase) is fixed by the checkpoint and traces to one graph, so the tracer's warnings
+        # about Python branches on shapes say nothing here; nor does its deprecation notice.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export",
+                                    category=DeprecationWarning)
             torch.onnx.export(ScoreGraph(model), (example,), str(tmp), dynamo=False,
                               input_names=["clip"], output_names=["score"], opset_version=opset,
                               dynamic_axes={"clip": {0: "batch"}, "score": {0: "batch"}})
