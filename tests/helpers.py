@@ -76,3 +76,20 @@ def tiny_synthetic(clip: dict, frames_per_video: int, **kwargs):
                     frames_per_video=frames_per_video, size=16, batch_size=4, eval_batch_size=8,
                     val_fraction=0.0)
     return SyntheticDataModule(**{**defaults, **kwargs})
+
+
+def tiny_run(run_dir: Path, *overrides: str) -> Path:
+    """A run folder as ``python -m vad.train`` leaves it (``checkpoints/last.ckpt`` and
+    ``.hydra/config.yaml``) for a small synthetic model trained for two steps; its checkpoint."""
+    from omegaconf import OmegaConf
+
+    from vad.train import train
+
+    cfg = compose_config(run_dir, "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                         "+trainer.limit_val_batches=1", "test=false", "~logger",
+                         "data.num_train_videos=1", "data.num_test_videos=2",
+                         "data.frames_per_video=40", "data.size=32", *overrides)
+    train(cfg)
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, run_dir / ".hydra/config.yaml")
+    return run_dir / "checkpoints" / "last.ckpt"

@@ -254,9 +254,11 @@ def test_bench_times_training_steps_and_scores_every_test_frame_once():
 
     overrides = ["data.num_train_videos=1", "data.num_test_videos=2", "data.frames_per_video=24",
                  "data.size=32", "data.batch_size=4"]
-    args = argparse.Namespace(steps=3, warmup=1, infer_batch=16, overrides=overrides)
+    args = argparse.Namespace(steps=3, warmup=1, infer_batch=16, stream_frames=5,
+                              overrides=overrides)
     result = bench_method("convstae", args)
     assert result["infer_frames"] == 2 * 24  # T=10, target all: every test frame scored once
     assert result["train_clips_s"] > 0 and result["infer_fps"] > 0
     assert 0 <= result["data_wait"] < 1
     assert result["size"] == "32x32" and result["clip"] == "T=10 all"
+    assert 0 < result["stream_p50_ms"] <= result["stream_p99_ms"] and result["flops"] > 0

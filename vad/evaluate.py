@@ -6,6 +6,8 @@ Model, data and evaluation options come from the checkpoint's run config
 checkpoint can be re-scored with other options (normalisation, smoothing, θ, a method's score
 variant) or on part of its data (``data=combined data.test=[ped2]``: one dataset of a combined run).
 ``scores_csv=<run>/scores.csv`` re-scores saved scores without any model: the cross-check path.
+``robustness=<preset>`` (``conf/robustness/``) also tests the checkpoint on distorted test frames,
+once per (distortion, level), and writes an AUC table and plot (`vad.evaluation.robustness`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
-from vad.evaluation import report
+from vad.evaluation import report, robustness
 from vad.evaluation.evaluator import evaluation_policy, score_videos
 from vad.train import CONFIG_DIR, build
 from vad.utils import exit_after_failure, format_metrics, task_wrapper
@@ -70,7 +72,11 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("model, data and eval config taken from %s", run_config)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule, model, trainer, _ = build(cfg)
+    datamodule, model, trainer, evaluator = build(cfg)
+    if cfg.get("robustness"):
+        rows = robustness.run_suite(datamodule, model, trainer, evaluator, str(ckpt_path),
+                                    cfg.robustness, Path(cfg.paths.output_dir))
+        return {f"test/{k}": float(v) for k, v in rows[0].items() if k in robustness.COLUMNS[2:]}
     trainer.test(model=model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 

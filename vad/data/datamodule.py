@@ -18,11 +18,17 @@ Optical flow (``flow``, off by default): the TV-L1 flow of consecutive cached fr
 (`vad.data.flow`), cached beside the frames, held in a second uint8 store per split and gathered
 with the same indices; the clip index of a split with flow starts at frame 1 (the first frame of
 each video has no flow), and batches carry it in ``ClipBatch.flow``.
+
+Test-time distortions (``set_test_distortion``, the robustness suite of ``vad.evaluate``): the
+test frames are distorted as the test store is built (`vad.data.distortions`), so methods see
+distorted clips without knowing; a subsampling distortion keeps every d-th frame, and
+`test_records` then hold the kept frames' labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -35,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vad.data.cache import build_cache, load_frames
 from vad.data.clips import ClipSpec, build_clip_index
+from vad.data.distortions import Distortion
 from vad.data.flow import FlowConfig, build_flow_cache, load_flow
 from vad.data.layouts import DatasetInfo, DatasetRecords, read_dataset
 from vad.data.records import VideoRecord
@@ -256,6 +263,7 @@ class VideoDataModule(L.LightningDataModule):
         if device_resident and num_workers:
             raise ValueError("device_resident data is sliced on the device: set num_workers=0")
         self.datasets: dict[str, ClipDataset] = {}
+        self.test_distortion: Distortion | None = None  # the robustness suite's (evaluate)
         self._records: dict[str, list[VideoRecord]] = {}
 
     # -- what a dataset subclass provides ---------------------------------------------------------
@@ -278,7 +286,23 @@ class VideoDataModule(L.LightningDataModule):
 
     @property
     def test_records(self) -> list[VideoRecord]:
-        return self.records("test")
+        """The test videos as scored: under a subsampling `test_distortion`, only the kept
+        frames, with their labels."""
+        records = self.records("test")
+        if self.test_distortion is None:
+            return records
+        kept = [self.test_distortion.kept(r.num_frames) for r in records]
+        return [replace(r, num_frames=len(k), labels=None if r.labels is None else r.labels[k])
+                for r, k in zip(records, kept)]
+
+    def set_test_distortion(self, distortion: Distortion | None) -> None:
+        """Score the test split through ``distortion`` (`vad.data.distortions`; None: clean
+        frames) from the next test run on: the test clips are rebuilt in `setup`."""
+        if distortion is not None and self.has_flow("test"):
+            raise ValueError("test-time distortions do not recompute the test split's optical "
+                             "flow: evaluate without data.flow on the test split")
+        self.test_distortion = distortion
+        self.datasets.pop("test", None)
 
     def prepare_data(self) -> None:
         for split in ("train", "test"):
@@ -309,6 +333,8 @@ class VideoDataModule(L.LightningDataModule):
     def _store(self, split: str) -> FrameStore:
         frames = [load_frames(r, self.cache_dir, self.image_size, self.grayscale)
                   for r in self.records(split)]
+        if split == "test" and self.test_distortion is not None:
+            frames = [self.test_distortion.frames(f, i) for i, f in enumerate(frames)]
         if not self.device_resident:
             return FrameStore(frames)
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
