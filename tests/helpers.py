@@ -76,3 +76,31 @@ def tiny_synthetic(clip: dict, frames_per_video: int, **kwargs):
                     frames_per_video=frames_per_video, size=16, batch_size=4, eval_batch_size=8,
                     val_fraction=0.0)
     return SyntheticDataModule(**{**defaults, **kwargs})
+
+
+def wandb_records(path: Path):
+    """The records of a ``.wandb`` file as W&B's own protobuf ``Record`` messages.
+
+    The file is W&B's transaction log: a 7-byte header (``:W&B``, magic, version), then LevelDB
+    log blocks of 32 KiB, each record split into chunks with a 7-byte header (CRC, length, type:
+    1 full, 2 first, 3 middle, 4 last) that never straddle a block.
+    """
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
+    block, pos, pending = 32768, 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        pending += chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
