@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -104,3 +105,20 @@ def wandb_records(path: Path):
             record.ParseFromString(pending)
             pending = b""
             yield record
+
+
+class RankState(L.Callback):
+    """For DDP tests: each process saves DESDnet's mask bank, centre and radius at the end of
+    fitting to ``<path>/rank<r>.pt``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import torch
+
+        state = {"masks": pl_module.masks_next, "center": pl_module.hypersphere.center,
+                 "radius": pl_module.hypersphere.radius}
+        self.path.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu().clone() for k, v in state.items()},
+                   self.path / f"rank{trainer.global_rank}.pt")

@@ -20,7 +20,7 @@ PRESETS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 # Small enough for a few seconds a job on CPU, with both classes among the test frames.
 TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
         "data.num_train_videos=1", "data.num_test_videos=2", "data.frames_per_video=40",
-        "eval.plots=false"]
+        "data.size=32", "eval.plots=false"]
 
 
 def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
