@@ -28,7 +28,7 @@ def test_two_gloo_processes_evaluate_like_one_and_share_desdnet_state(tmp_path: 
     identical on both ranks after fitting."""
     run_dir = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "vad.train", *CPU_DDP, *TINY, "logger=null",
+        [sys.executable, "-m", "vad.train", *CPU_DDP, *TINY, "~logger",
          "+callbacks.rank_state._target_=tests.helpers.RankState",
          f"+callbacks.rank_state.path={tmp_path / 'state'}", f"hydra.run.dir={run_dir}"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
