@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -93,3 +94,48 @@ def tiny_run(run_dir: Path, *overrides: str) -> Path:
     (run_dir / ".hydra").mkdir(exist_ok=True)
     OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, run_dir / ".hydra/config.yaml")
     return run_dir / "checkpoints" / "last.ckpt"
+
+
+def wandb_records(path: Path):
+    """The records of a ``.wandb`` file as W&B's own protobuf ``Record`` messages.
+
+    The file is W&B's transaction log: a 7-byte header (``:W&B``, magic, version), then LevelDB
+    log blocks of 32 KiB, each record split into chunks with a 7-byte header (CRC, length, type:
+    1 full, 2 first, 3 middle, 4 last) that never straddle a block.
+    """
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
+    block, pos, pending = 32768, 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        pending += chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+class RankState(L.Callback):
+    """For DDP tests: each process saves DESDnet's mask bank, centre and radius at the end of
+    fitting to ``<path>/rank<r>.pt``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import torch
+
+        state = {"masks": pl_module.masks_next, "center": pl_module.hypersphere.center,
+                 "radius": pl_module.hypersphere.radius}
+        self.path.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu().clone() for k, v in state.items()},
+                   self.path / f"rank{trainer.global_rank}.pt")

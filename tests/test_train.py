@@ -120,7 +120,11 @@ def test_multirun_writes_one_run_dir_per_job_and_survives_a_failing_job(tmp_path
         [sys.executable, "-m", "vad.train", "-m", "debug=fdr", "model.clip.length=10,500,8",
          f"hydra.sweep.dir={tmp_path}", "data.num_train_videos=2", "data.num_test_videos=3"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    # Every job ran; the command then fails, with the failure in the sweep's summary.
+    assert result.returncode == 1, result.stderr[-2000:]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| 1 | `model.clip.length=500` | **failed: RuntimeError: SyntheticDataModule: no training clip fits" in summary
+    assert "| 0 | `model.clip.length=10` | ok |" in summary
     for job in ("0", "2"):
         saved = json.loads((tmp_path / job / "metrics.json").read_text())
         assert 0 <= saved["auc_micro"] <= 1 and saved["excluded_frames"] > 0  # one test batch
@@ -136,3 +140,30 @@ def test_embedded_default_learns_the_synthetic_benchmark(tmp_path: Path):
     untrained, _ = train(compose_config(tmp_path / "untrained", "train=false", "eval.plots=false"))
     assert metrics["test/auc_micro"] >= 0.75
     assert metrics["test/auc_micro"] >= untrained["test/auc_micro"] + 0.15
+
+
+def test_metrics_json_records_the_windows_and_checkpoint_and_rescoring_keeps_them(tmp_path: Path):
+    """metrics.json says which clip shape, window step and checkpoint were tested; re-scoring
+    its scores.csv keeps those, the label source and the run's window aggregation (frame scores
+    are aggregated already: a new eval.window_aggregation cannot apply)."""
+    cfg = compose_config(tmp_path, "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                         "+trainer.limit_val_batches=1", "data.num_train_videos=1",
+                         "data.num_test_videos=2", "data.frames_per_video=40", "data.size=32",
+                         "data.test_window_step=2", "eval.plots=false")
+    train(cfg)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["clip"] == {"length": 5, "target": "last", "dilation": 1, "future_offset": 1}
+    assert saved["test_window_step"] == 2
+    assert saved["checkpoint"] == str(tmp_path / "checkpoints" / "epoch_000.ckpt")
+    assert saved["checkpoint_kind"] == "best (val/loss)"
+
+    rescored_dir = tmp_path / "rescore"
+    evaluate(compose_config(rescored_dir, f"scores_csv={tmp_path / 'scores.csv'}",
+                            "ckpt_path=unused", "eval.window_aggregation=max", config_name="eval"))
+    rescored = json.loads((rescored_dir / "metrics.json").read_text())
+    for key in ("label_source", "clip", "test_window_step", "checkpoint", "checkpoint_kind",
+                "auc_micro", "num_frames"):
+        assert rescored[key] == saved[key], key
+    assert saved["label_source"].startswith("synthetic")
+    assert rescored["window_aggregation"] == saved["window_aggregation"] == "mean"
+    assert rescored["rescored_from"] == str(tmp_path / "scores.csv")

@@ -1,6 +1,7 @@
 """vad: video anomaly detection experiments on Hydra + PyTorch Lightning."""
 
 import logging
+import secrets
 import warnings
 
 from omegaconf import OmegaConf
@@ -14,6 +15,28 @@ OmegaConf.register_new_resolver("channels", lambda grayscale: 1 if grayscale els
 # follow the method as they do for its clip shape.
 OmegaConf.register_new_resolver(
     "flow_for", lambda training: {} if training in ("distill", "joint") else None, replace=True)
+# ${run_id:} -> six random hex digits, drawn once per config (cached, and Hydra copies the cache
+# into every job of a sweep): run and sweep folders of commands started in the same second
+# (a job array, a script) do not collide.
+OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True,
+                                replace=True)
+
+
+def _wandb_mode() -> str:
+    from vad.callbacks.wandb import mode
+
+    return mode()
+
+
+def _wandb_group(run_mode, sweep_dir, experiment, task_name) -> str:
+    from vad.callbacks.wandb import group
+
+    return group(run_mode, sweep_dir, experiment, task_name)
+
+
+# conf/logger/wandb.yaml: mode from WANDB_MODE or an API key; group = sweep, experiment or task.
+OmegaConf.register_new_resolver("wandb_mode", _wandb_mode, replace=True)
+OmegaConf.register_new_resolver("wandb_group", _wandb_group, replace=True)
 
 
 class _NoAdvertisements(logging.Filter):

@@ -12,6 +12,7 @@ once per (distortion, level), and writes an AUC table and plot (`vad.evaluation.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.evaluation import report, robustness
 from vad.evaluation.evaluator import evaluation_policy, score_videos
 from vad.train import CONFIG_DIR, build
-from vad.utils import exit_after_failure, format_metrics, task_wrapper
+from vad.utils import exit_after_failure, format_metrics, log_hyperparameters, task_wrapper
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,38 @@ def run_config_of(ckpt_path: Path) -> Path | None:
     return candidate if candidate.exists() else None
 
 
+# What a saved scores.csv was made with, carried over from its run's metrics.json.
+SCORED_WITH = ("window_aggregation", "label_source", "clip", "test_window_step", "checkpoint",
+               "checkpoint_kind")
+
+
 def rescore(cfg: DictConfig) -> dict:
-    """Metrics of a saved ``scores.csv`` under the ``eval`` options of ``cfg``."""
-    names, scores, labels = report.read_scores(Path(cfg.scores_csv))
+    """Metrics of a saved ``scores.csv`` under the ``eval`` options of ``cfg``.
+
+    The window aggregation happened when the scores were saved: it, the labels' source, the clip
+    shape and the checkpoint are taken from the ``metrics.json`` beside the csv, not from ``cfg``.
+    """
+    scores_csv = Path(cfg.scores_csv)
+    names, scores, labels = report.read_scores(scores_csv)
+    original_path = scores_csv.with_name("metrics.json")
+    original = json.loads(original_path.read_text()) if original_path.exists() else {}
+    if not original:
+        log.warning("no metrics.json beside %s: window aggregation and label source unknown",
+                    scores_csv)
+    given = cfg.eval.window_aggregation
+    if original.get("window_aggregation", given) != given:
+        log.warning("eval.window_aggregation=%s ignored: %s holds frame scores already "
+                    "aggregated with %s", given, scores_csv, original["window_aggregation"])
+    scored_with = {key: original.get(key) for key in SCORED_WITH}
+    scored_with["label_source"] = scored_with["label_source"] or f"labels column of {scores_csv}"
     ev = cfg.eval
     metrics, table, detections = score_videos(
         names, scores, labels, ev.normalization, ev.smoothing_sigma, ev.threshold, ev.score_direction,
         ev.normalization_window)
-    policy = evaluation_policy(ev.normalization, ev.smoothing_sigma, ev.window_aggregation,
-                               ev.threshold, ev.score_direction, ev.normalization_window)
-    metrics = {**metrics, **policy, "rescored_from": str(cfg.scores_csv)}
+    policy = evaluation_policy(ev.normalization, ev.smoothing_sigma,
+                               scored_with["window_aggregation"], ev.threshold,
+                               ev.score_direction, ev.normalization_window)
+    metrics = {**metrics, **policy, **scored_with, "rescored_from": str(scores_csv)}
     report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
     return {f"test/{k}": float(v) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -73,6 +96,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer, evaluator = build(cfg)
+    log_hyperparameters(cfg, model, trainer)
     if cfg.get("robustness"):
         rows = robustness.run_suite(datamodule, model, trainer, evaluator, str(ckpt_path),
                                     cfg.robustness, Path(cfg.paths.output_dir))

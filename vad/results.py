@@ -3,13 +3,15 @@
 Every ``vad.train``/``vad.evaluate`` run writes ``run.json`` beside its ``metrics.json``: the
 command, the commit, the machine, start and end, the wall time (summed over the commands of a
 run resumed in the same folder) and a status. This module reads those two files back and writes
-the rows of ``docs/results.md`` (and, later, a sweep's summary), so that no number is copied by
-hand: one implementation from run folder to row.
+the rows of ``docs/results.md`` and of a sweep's ``summary.csv``/``summary.md``
+(`vad.utils.sweep.SweepSummary`), so that no number is copied by hand: one implementation from
+run folder to row.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -110,7 +112,7 @@ class RunRecord:
 
 @dataclass
 class ResultRow:
-    """One run, as docs/results.md shows it."""
+    """One run, as docs/results.md (`cells`) or a sweep summary (`summary_cells`) shows it."""
 
     name: str
     command: str
@@ -119,25 +121,54 @@ class ResultRow:
     wall: str
     status: str
     metrics: dict
+    overrides: tuple[str, ...] = ()   # what this run computed differently (bookkeeping dropped)
+    error: str = ""                   # a failed run's error, first line
+    wall_s: float = 0.0
 
     HEADER = ("run", "command", "commit", "machine", "wall time", "auc_micro", "auc_micro_raw",
               "auc_macro (videos)", "eer", "inference frames/s")
+    SUMMARY_HEADER = ("job", "overrides", "status", "auc_micro", "auc_micro_raw",
+                      "auc_macro (videos)", "eer", "wall time")
+    METRIC_KEYS = ("auc_micro", "auc_micro_raw", "auc_macro", "eer")
+
+    def _auc(self, key: str) -> str:
+        value = self.metrics.get(key)
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
+
+    def _macro(self) -> str:
+        macro = self._auc("auc_macro")
+        if "macro_num_videos" in self.metrics:
+            macro += f" ({int(self.metrics['macro_num_videos'])})"
+        return macro
 
     def cells(self) -> list[str]:
         m = self.metrics
-
-        def auc(key: str) -> str:
-            return f"{m[key]:.3f}" if isinstance(m.get(key), (int, float)) else "—"
-
-        macro = auc("auc_macro")
-        if "macro_num_videos" in m:
-            macro += f" ({int(m['macro_num_videos'])})"
         fps = f"{m['inference_fps']:.1f}" if "inference_fps" in m else "—"
         if self.status != "ok":
             return [self.name, f"`{self.command}`", self.commit, self.machine, self.wall,
                     f"**{self.status}**", "", "", "", ""]
         return [self.name, f"`{self.command}`", self.commit, self.machine, self.wall,
-                auc("auc_micro"), auc("auc_micro_raw"), macro, auc("eer"), fps]
+                self._auc("auc_micro"), self._auc("auc_micro_raw"), self._macro(),
+                self._auc("eer"), fps]
+
+    def summary_status(self) -> str:
+        return f"{self.status}: {self.error}" if self.error else self.status
+
+    def summary_cells(self) -> list[str]:
+        overrides = " ".join(self.overrides) or "(none)"
+        if self.status != "ok":
+            return [self.name, f"`{overrides}`", f"**{self.summary_status()}**", "", "", "", "",
+                    self.wall]
+        return [self.name, f"`{overrides}`", "ok", self._auc("auc_micro"),
+                self._auc("auc_micro_raw"), self._macro(), self._auc("eer"), self.wall]
+
+    def summary_record(self) -> dict:
+        """The `summary_cells` as plain values, for ``summary.csv``."""
+        record = {"job": self.name, "overrides": " ".join(self.overrides),
+                  "status": self.status, "error": self.error}
+        record.update({key: self.metrics.get(key) for key in self.METRIC_KEYS})
+        record["wall_s"] = round(self.wall_s, 1)
+        return record
 
 
 def format_seconds(seconds: float) -> str:
@@ -154,8 +185,18 @@ def display_command(info: dict) -> str:
     return f"python -m vad.{info.get('task', 'train')} " + " ".join(map(shlex.quote, kept))
 
 
+def error_line(traceback_text: str) -> str:
+    """The first line of the exception a traceback ends with (``ValueError: Invalid ...``)."""
+    lines = traceback_text.rstrip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    after = lines[frames[-1] + 1:] if frames else lines
+    message = [line for line in after if line.strip() and not line.startswith(" ")]
+    return message[0].strip() if message else (lines[-1].strip() if lines else "")
+
+
 def read_run(run_dir: Path) -> ResultRow:
-    """The row of one run folder (``run.json`` and, if the run finished, ``metrics.json``)."""
+    """The row of one run folder (``run.json``, ``metrics.json`` if the run finished and
+    ``error.txt`` if it failed)."""
     run_dir = Path(run_dir)
     info_path, metrics_path = run_dir / RUN_INFO, run_dir / "metrics.json"
     if not info_path.exists():
@@ -166,18 +207,32 @@ def read_run(run_dir: Path) -> ResultRow:
     status = info.get("status", "unknown")
     if status == "ok" and not metrics:
         status = "no metrics"
+    error_path = run_dir / "error.txt"
+    error = error_line(error_path.read_text()) if status != "ok" and error_path.exists() else ""
     wall = format_seconds(info.get("wall_s", 0.0))
     if info.get("commands", 1) > 1:
         wall += f" ({info['commands']} commands)"
+    overrides = tuple(o for o in info.get("overrides", []) if not o.startswith(BOOKKEEPING_PREFIXES))
     return ResultRow(run_dir.name, display_command(info), info.get("commit", "unknown"),
-                     info.get("machine", ""), wall, status, metrics)
+                     info.get("machine", ""), wall, status, metrics, overrides, error,
+                     info.get("wall_s", 0.0))
 
 
-def markdown_table(rows: list[ResultRow]) -> str:
-    lines = ["| " + " | ".join(ResultRow.HEADER) + " |",
-             "|" + " --- |" * len(ResultRow.HEADER)]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+def markdown_table(rows: list[ResultRow], summary: bool = False) -> str:
+    """docs/results.md's table, or with ``summary=True`` a sweep's (overrides, status, metrics)."""
+    header = ResultRow.SUMMARY_HEADER if summary else ResultRow.HEADER
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row.summary_cells() if summary else row.cells()) + " |"
+              for row in rows]
     return "\n".join(lines)
+
+
+def write_summary_csv(path: Path, rows: list[ResultRow]) -> None:
+    records = [row.summary_record() for row in rows]
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(records[0]) if records else ["job"])
+        writer.writeheader()
+        writer.writerows(records)
 
 
 def main(argv: list[str] | None = None) -> None:

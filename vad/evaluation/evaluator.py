@@ -7,6 +7,7 @@ files are written by `vad.evaluation.report`. Methods never compute metrics them
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.loggers import WandbLogger
 
+from vad.callbacks import wandb as wandb_run
 from vad.evaluation import report
 from vad.evaluation.metrics import frame_metrics, has_both_classes
 from vad.evaluation.scores import NORMALIZATIONS, aggregate_window_scores, postprocess, segments
@@ -141,6 +144,29 @@ def evaluation_policy(normalization: str, smoothing_sigma: float, window_aggrega
             "metric_direction": "AUC/EER rank the anomaly score (higher = more anomalous)"}
 
 
+def tested_checkpoint(trainer) -> dict:
+    """Which weights a test ran on, as recorded in ``metrics.json``: the checkpoint's path and
+    ``best`` (chosen on the checkpoint callback's monitor), ``last`` or ``given`` (any other)."""
+    path = getattr(trainer, "ckpt_path", None)
+    if not path:
+        return {"checkpoint": None, "checkpoint_kind": "current weights"}
+    callback = getattr(trainer, "checkpoint_callback", None)
+    chosen = callback is not None and str(path) == str(callback.best_model_path)
+    if Path(path).stem == "last" or (chosen and callback.monitor is None):
+        kind = "last"
+    else:
+        kind = f"best ({callback.monitor})" if chosen else "given"
+    return {"checkpoint": str(path), "checkpoint_kind": kind}
+
+
+def data_policy(datamodule) -> dict:
+    """How the test windows were cut, as recorded in ``metrics.json``."""
+    spec = getattr(datamodule, "spec", None)
+    return {"label_source": datamodule.label_source,
+            "clip": dataclasses.asdict(spec) if spec is not None else None,
+            "test_window_step": getattr(datamodule, "test_window_step", None)}
+
+
 class FrameEvaluator(L.Callback):
     """Collects test scores keyed by (video, frame), computes and logs ``test/*`` metrics and
     writes ``metrics.json``, ``scores.csv``, plots and detections to ``output_dir``.
@@ -234,6 +260,14 @@ class FrameEvaluator(L.Callback):
         policy = evaluation_policy(self.normalization, self.smoothing_sigma,
                                    self.window_aggregation, self.threshold, self.score_direction,
                                    self.normalization_window)
-        self.metrics = {**metrics, **policy, "label_source": trainer.datamodule.label_source}
-        if self.output_dir is not None and trainer.is_global_zero:
+        self.metrics = {**metrics, **policy, **data_policy(trainer.datamodule),
+                        **tested_checkpoint(trainer)}
+        if not trainer.is_global_zero:
+            return
+        if self.output_dir is not None:
             report.write_all(self.output_dir, self.metrics, table, detections, plots=self.plots)
+        plot_dir = self.output_dir / "plots" if self.output_dir is not None and self.plots else None
+        for experiment_logger in getattr(trainer, "loggers", []):
+            if isinstance(experiment_logger, WandbLogger):
+                wandb_run.log_evaluation(experiment_logger.experiment, self.metrics, table,
+                                         plot_dir)

@@ -13,9 +13,10 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from lightning import Callback
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from vad.callbacks import wandb as wandb_run
 from vad.results import RunRecord
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,7 @@ def task_wrapper(task: Callable) -> Callable:
             raise
         finally:
             record.finish(status)
-            import sys
-
-            if "wandb" in sys.modules:
-                import wandb
-
-                if wandb.run is not None:
-                    wandb.finish()
+            wandb_run.finish(failed=status != "ok")
 
     return wrapped
 
@@ -87,13 +82,14 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
 
 
 def log_hyperparameters(cfg: DictConfig, model, trainer) -> None:
-    """Send the composed config and parameter counts to every logger."""
+    """Send the composed config and parameter counts to every logger (flattened for W&B)."""
     if not trainer.loggers:
         return
     params = OmegaConf.to_container(cfg, resolve=True)
     params["model/params/total"] = sum(p.numel() for p in model.parameters())
     for logger in trainer.loggers:
-        logger.log_hyperparams(params)
+        logger.log_hyperparams(wandb_run.flatten(params) if isinstance(logger, WandbLogger)
+                               else params)
 
 
 def format_metrics(metrics: dict) -> str:

@@ -1,0 +1,1 @@
+"""Optional Lightning extras and integrations (W&B uploads); never the evaluation itself."""
