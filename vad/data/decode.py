@@ -87,14 +87,15 @@ def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
 
 
 def _frame_file_batches(
-    paths: list[Path], image_size: tuple[int, int] | None, grayscale: bool
+    paths: list[Path], image_size: tuple[int, int] | None, grayscale: bool,
+    batch_size: int = VIDEO_BATCH,
 ) -> Iterator[np.ndarray]:
     def load(path: Path) -> np.ndarray:
         return _convert(read_image(path, grayscale), image_size, grayscale)
 
     with ThreadPoolExecutor(IMAGE_THREADS) as pool:
-        for start in range(0, len(paths), VIDEO_BATCH):
-            chunk = paths[start:start + VIDEO_BATCH]
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
             frames = list(pool.map(load, chunk))
             shape = frames[0].shape
             for path, frame in zip(chunk, frames, strict=True):
@@ -164,7 +165,8 @@ def count_video_frames(path: Path) -> int:
 
 
 def _video_file_batches(
-    path: Path, image_size: tuple[int, int] | None, grayscale: bool
+    path: Path, image_size: tuple[int, int] | None, grayscale: bool,
+    batch_size: int = VIDEO_BATCH,
 ) -> Iterator[np.ndarray]:
     import decord
 
@@ -176,8 +178,8 @@ def _video_file_batches(
     except (decord.DECORDError, RuntimeError) as err:
         raise CorruptVideoError(f"cannot open video {path}: {err}") from err
     total = len(reader)
-    for start in range(0, total, VIDEO_BATCH):
-        indices = list(range(start, min(start + VIDEO_BATCH, total)))
+    for start in range(0, total, batch_size):
+        indices = list(range(start, min(start + batch_size, total)))
         try:
             # Sequential indices: decord decodes forward without seeking back to a key frame.
             frames = reader.get_batch(indices).asnumpy()
@@ -190,15 +192,18 @@ def _video_file_batches(
 
 
 def iter_record_batches(
-    record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool
+    record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool,
+    batch_size: int = VIDEO_BATCH,
 ) -> Iterator[np.ndarray]:
-    """The record's frames as consecutive ``(n, H, W, C)`` uint8 batches."""
+    """The record's frames as consecutive ``(n, H, W, C)`` uint8 batches of at most
+    ``batch_size`` frames from files (1: frame by frame, as a stream delivers them; frames in
+    memory come as one batch)."""
     if isinstance(record.source, np.ndarray):
         yield resize_frames(record.source, image_size, grayscale)
     elif isinstance(record.source, list):
-        yield from _frame_file_batches(record.source, image_size, grayscale)
+        yield from _frame_file_batches(record.source, image_size, grayscale, batch_size)
     else:
-        yield from _video_file_batches(Path(record.source), image_size, grayscale)
+        yield from _video_file_batches(Path(record.source), image_size, grayscale, batch_size)
 
 
 def check_frame_count(record: VideoRecord, found: int) -> None:
