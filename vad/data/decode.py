@@ -87,8 +87,7 @@ def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
 
 
 def _frame_file_batches(
-    paths: list[Path], image_size: tuple[int, int] | None, grayscale: bool,
-    batch_size: int = VIDEO_BATCH,
+    paths: list[Path], image_size: tuple[int, int] | None, grayscale: bool, batch_size: int
 ) -> Iterator[np.ndarray]:
     def load(path: Path) -> np.ndarray:
         return _convert(read_image(path, grayscale), image_size, grayscale)
@@ -165,8 +164,7 @@ def count_video_frames(path: Path) -> int:
 
 
 def _video_file_batches(
-    path: Path, image_size: tuple[int, int] | None, grayscale: bool,
-    batch_size: int = VIDEO_BATCH,
+    path: Path, image_size: tuple[int, int] | None, grayscale: bool, batch_size: int
 ) -> Iterator[np.ndarray]:
     import decord
 
@@ -193,11 +191,12 @@ def _video_file_batches(
 
 def iter_record_batches(
     record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool,
-    batch_size: int = VIDEO_BATCH,
+    batch_size: int | None = None,
 ) -> Iterator[np.ndarray]:
     """The record's frames as consecutive ``(n, H, W, C)`` uint8 batches of at most
-    ``batch_size`` frames from files (1: frame by frame, as a stream delivers them; frames in
-    memory come as one batch)."""
+    ``batch_size`` frames from files (`VIDEO_BATCH` by default; 1: frame by frame, as a stream
+    delivers them; frames in memory come as one batch)."""
+    batch_size = batch_size or VIDEO_BATCH
     if isinstance(record.source, np.ndarray):
         yield resize_frames(record.source, image_size, grayscale)
     elif isinstance(record.source, list):
