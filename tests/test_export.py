@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tests.helpers import compose_config, tiny_run
-from vad.export import ScoreGraph, export, export_onnx, load_model, onnx_scores
+from vad.checkpoint import load_model
+from vad.export import ScoreGraph, export, export_onnx, onnx_scores
 
 SIZE = 32
 
@@ -70,11 +71,12 @@ def test_export_cli_writes_onnx_and_sidecar_from_a_run(tmp_path: Path):
     assert onnx_scores(onnx_path, clip).shape == (4, 10)
 
 
-def test_export_needs_a_frame_size_when_the_run_kept_the_source_size(tmp_path: Path):
+def test_export_takes_the_trained_frame_size_from_the_checkpoint_recipe(tmp_path: Path):
+    """The run kept the source size (data.image_size=null): the recipe knows it was 32x32."""
     ckpt = tiny_run(tmp_path / "run", "model=convstae")
-    cfg = compose_config(tmp_path / "export", f"ckpt_path={ckpt}", config_name="export")
-    with pytest.raises(ValueError, match="frame_size"):
-        export(cfg)
+    out = tmp_path / "export"
+    export(compose_config(out, f"ckpt_path={ckpt}", config_name="export"))
+    assert json.loads((out / "last.json").read_text())["input"]["shape"] == ["batch", 1, 10, 32, 32]
 
 
 def test_export_of_a_latentpred_run_keeps_its_background_frame(tmp_path: Path):

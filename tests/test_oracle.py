@@ -266,6 +266,7 @@ def train_oracle(output_dir: Path, monitor: str | None) -> tuple[dict, dict]:
                                       "clip": {"length": 3, "target": "last"}})
         cfg.callbacks.spoil = {"_target_": "tests.oracle.SpoilLastEpoch"}
         cfg.callbacks.model_checkpoint.monitor = monitor
+        cfg.false_alarm_rate = None  # the oracle scores test frames only: no calibration
     return train(cfg)
 
 

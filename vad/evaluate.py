@@ -1,10 +1,13 @@
 """``python -m vad.evaluate``: re-test a trained checkpoint with the shared evaluation.
 
-Model, data and evaluation options come from the checkpoint's run config
-(``<run>/.hydra/config.yaml``, found next to ``checkpoints/``) unless ``use_run_config=false``;
-``eval.*``, ``model.*`` and ``data.*`` given on the command line override the run's, so the same
-checkpoint can be re-scored with other options (normalisation, smoothing, θ, a method's score
-variant) or on part of its data (``data=combined data.test=[ped2]``: one dataset of a combined run).
+Model, data and evaluation options come from the checkpoint's recipe (`vad.checkpoint`: every
+checkpoint carries them, so a lone ``.ckpt`` copied anywhere is enough; older checkpoints fall
+back to ``<run>/.hydra/config.yaml`` next to ``checkpoints/``) unless ``use_run_config=false``;
+``eval.*``, ``model.*`` and ``data.*`` given on the command line override the recipe's, so the
+same checkpoint can be re-scored with other options (normalisation, smoothing, θ, a method's
+score variant), on data found elsewhere (``data.root=``) or on part of its data
+(``data=combined data.test=[ped2]``: one dataset of a combined run). ``model=<another method>``
+fails.
 ``scores_csv=<run>/scores.csv`` re-scores saved scores without any model: the cross-check path.
 ``robustness=<preset>`` (``conf/robustness/``) also tests the checkpoint on distorted test frames,
 once per (distortion, level), and writes an AUC table and plot (`vad.evaluation.robustness`).
@@ -22,18 +25,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
+from vad.checkpoint import check_method, read_checkpoint, recipe_of
 from vad.evaluation import report, robustness
 from vad.evaluation.evaluator import evaluation_policy, score_videos
 from vad.train import CONFIG_DIR, build
 from vad.utils import exit_after_failure, format_metrics, log_hyperparameters, task_wrapper
 
 log = logging.getLogger(__name__)
-
-
-def run_config_of(ckpt_path: Path) -> Path | None:
-    """``<run>/.hydra/config.yaml`` for ``<run>/checkpoints/<name>.ckpt``, if it exists."""
-    candidate = ckpt_path.resolve().parent.parent / ".hydra" / "config.yaml"
-    return candidate if candidate.exists() else None
 
 
 # What a saved scores.csv was made with, carried over from its run's metrics.json.
@@ -78,21 +76,20 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.get("scores_csv"):
         return rescore(cfg)
     ckpt_path = Path(cfg.ckpt_path)
-    if not ckpt_path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt_path} (set ckpt_path=...)")
-    run_config = run_config_of(ckpt_path) if cfg.use_run_config else None
-    if run_config is not None:
-        trained = OmegaConf.load(run_config)
-        # The run's model, data and evaluation options, with those given on this command line on
-        # top (e.g. another score of the same weights: model.score.kind=r_mse; one dataset of a
-        # combined run: data=combined data.test=[ped2]).
-        given = OmegaConf.from_dotlist([o for o in HydraConfig.get().overrides.task
+    checkpoint = read_checkpoint(ckpt_path)
+    overrides = HydraConfig.get().overrides.task
+    if any(o.startswith("model=") for o in overrides):
+        check_method(checkpoint, cfg.model._target_, ckpt_path)
+    if cfg.use_run_config:
+        trained = recipe_of(checkpoint, ckpt_path).config
+        # The recipe's options, with those given on this command line on top (e.g. another
+        # score of the same weights: model.score.kind=r_mse).
+        given = OmegaConf.from_dotlist([o for o in overrides
                                         if o.startswith(("eval.", "model.", "data."))])
         with open_dict(cfg):
-            cfg.model = OmegaConf.merge(trained.model, given.get("model", {}))
-            cfg.data = OmegaConf.merge(trained.data, given.get("data", {}))
-            cfg.eval = OmegaConf.merge(trained.eval, given.get("eval", {}))
-        log.info("model, data and eval config taken from %s", run_config)
+            for section in ("model", "data", "eval"):
+                cfg[section] = OmegaConf.merge(trained[section], given.get(section, {}))
+    del checkpoint  # trainer.test reads it again, with Lightning's own hooks
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer, evaluator = build(cfg)

@@ -25,12 +25,12 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
+from vad.checkpoint import load_model
 from vad.data.datamodule import ClipBatch
-from vad.evaluate import run_config_of
 from vad.models.base import VADModule
 from vad.results import write_json_atomic
 from vad.train import CONFIG_DIR
@@ -57,21 +57,6 @@ class ScoreGraph(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         # Scores read only the frames: the batch's bookkeeping fields are not part of the graph.
         return self.model.score(ClipBatch(clip, None, None, None)).float()
-
-
-def load_model(ckpt_path: Path) -> tuple[VADModule, DictConfig]:
-    """The module of a checkpoint, in eval mode on the CPU, and its run's config
-    (``<run>/.hydra/config.yaml``, whose ``model._target_`` names the class)."""
-    run_config = run_config_of(ckpt_path)
-    if run_config is None:
-        raise FileNotFoundError(f"no run config beside {ckpt_path} (expected "
-                                f"<run>/.hydra/config.yaml next to <run>/checkpoints/)")
-    cfg = OmegaConf.load(run_config)
-    module_class = hydra.utils.get_class(cfg.model._target_)
-    # The optimizer partials are not saved with the hyperparameters, and scoring needs none.
-    model = module_class.load_from_checkpoint(ckpt_path, map_location="cpu", optimizer=None,
-                                              scheduler=None)
-    return model.eval(), cfg
 
 
 def export_onnx(model: VADModule, example: torch.Tensor, path: Path, opset: int = 17) -> None:
@@ -143,8 +128,10 @@ def export(cfg: DictConfig) -> dict:
     ckpt_path = Path(cfg.ckpt_path)
     if not ckpt_path.exists():
         raise FileNotFoundError(f"checkpoint not found: {ckpt_path} (set ckpt_path=...)")
-    model, run_cfg = load_model(ckpt_path)
-    frame_size = cfg.frame_size or run_cfg.data.get("image_size")
+    model, recipe = load_model(ckpt_path)
+    run_cfg = recipe.config
+    trained_size = recipe.preprocessing.image_size if recipe.preprocessing else None
+    frame_size = cfg.frame_size or trained_size or run_cfg.data.get("image_size")
     if frame_size is None:
         raise ValueError("the run kept its source frame size (data.image_size=null): give the "
                          "frames' size as frame_size=[H,W]")

@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
+from vad.checkpoint import RecipeCallback
 from vad.evaluation.evaluator import FrameEvaluator
 from vad.utils import (
     exit_after_failure,
@@ -32,12 +33,14 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 def build(cfg: DictConfig):
-    """Datamodule, model, trainer (with the evaluator appended unconditionally) from ``cfg``."""
+    """Datamodule, model, trainer (with the evaluator and the checkpoint recipe appended
+    unconditionally) from ``cfg``."""
     # Plain dicts/lists, so that checkpoints hold no OmegaConf objects (weights-only loading).
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="object")
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, _convert_="object")
     evaluator = FrameEvaluator(**cfg.eval, output_dir=cfg.paths.output_dir)
-    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), evaluator]
+    recipe = RecipeCallback(cfg, cfg.get("false_alarm_rate"))  # every checkpoint carries its recipe
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), evaluator, recipe]
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     return datamodule, model, trainer, evaluator

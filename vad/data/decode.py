@@ -87,14 +87,14 @@ def read_image(path: Path, grayscale: bool = False) -> np.ndarray:
 
 
 def _frame_file_batches(
-    paths: list[Path], image_size: tuple[int, int] | None, grayscale: bool
+    paths: list[Path], image_size: tuple[int, int] | None, grayscale: bool, batch_size: int
 ) -> Iterator[np.ndarray]:
     def load(path: Path) -> np.ndarray:
         return _convert(read_image(path, grayscale), image_size, grayscale)
 
     with ThreadPoolExecutor(IMAGE_THREADS) as pool:
-        for start in range(0, len(paths), VIDEO_BATCH):
-            chunk = paths[start:start + VIDEO_BATCH]
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
             frames = list(pool.map(load, chunk))
             shape = frames[0].shape
             for path, frame in zip(chunk, frames, strict=True):
@@ -182,7 +182,7 @@ def video_fps(path: Path) -> float:
 
 
 def _video_file_batches(
-    path: Path, image_size: tuple[int, int] | None, grayscale: bool,
+    path: Path, image_size: tuple[int, int] | None, grayscale: bool, batch_size: int,
     first: int = 0, stop: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Frames ``first .. stop - 1`` (default: all) of a video file, in batches."""
@@ -196,8 +196,8 @@ def _video_file_batches(
     except (decord.DECORDError, RuntimeError) as err:
         raise CorruptVideoError(f"cannot open video {path}: {err}") from err
     total = len(reader) if stop is None else min(stop, len(reader))
-    for start in range(first, total, VIDEO_BATCH):
-        indices = list(range(start, min(start + VIDEO_BATCH, total)))
+    for start in range(first, total, batch_size):
+        indices = list(range(start, min(start + batch_size, total)))
         try:
             # Sequential indices: decord decodes forward without seeking back to a key frame.
             frames = reader.get_batch(indices).asnumpy()
@@ -210,17 +210,22 @@ def _video_file_batches(
 
 
 def iter_record_batches(
-    record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool
+    record: VideoRecord, image_size: tuple[int, int] | None, grayscale: bool,
+    batch_size: int | None = None,
 ) -> Iterator[np.ndarray]:
     """The record's frames (its ``frame_range`` of the source, if set) as consecutive
-    ``(n, H, W, C)`` uint8 batches."""
+    ``(n, H, W, C)`` uint8 batches of at most ``batch_size`` frames from files (`VIDEO_BATCH` by
+    default; 1: frame by frame, as a stream delivers them; frames in memory come as one batch)."""
     first, stop = record.frame_range or (0, None)
+    batch_size = batch_size or VIDEO_BATCH
     if isinstance(record.source, np.ndarray):
         yield resize_frames(record.source[first:stop], image_size, grayscale)
     elif isinstance(record.source, list):
-        yield from _frame_file_batches(record.source[first:stop], image_size, grayscale)
+        yield from _frame_file_batches(record.source[first:stop], image_size, grayscale,
+                                       batch_size)
     else:
-        yield from _video_file_batches(Path(record.source), image_size, grayscale, first, stop)
+        yield from _video_file_batches(Path(record.source), image_size, grayscale, batch_size,
+                                       first, stop)
 
 
 def check_frame_count(record: VideoRecord, found: int) -> None:

@@ -17,6 +17,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import nn
 
+from vad.checkpoint import check_method
 from vad.data.clips import ClipSpec
 from vad.data.datamodule import ClipBatch
 
@@ -156,6 +157,15 @@ class VADModule(L.LightningModule):
 
     def predict_step(self, batch: ClipBatch, batch_idx: int) -> FrameScores:
         return self.test_step(batch, batch_idx)
+
+    def error_map(self, batch: ClipBatch) -> torch.Tensor | None:
+        """Per-pixel error ``(B, n_targets, H, W)`` of the target frames (higher = more anomalous)
+        for heat-map overlays (`vad.detect` ``render=true``); None for a method without one."""
+        return None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # A checkpoint of another method fails here with one line, not with a state-dict diff.
+        check_method(checkpoint, f"{type(self).__module__}.{type(self).__qualname__}")
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

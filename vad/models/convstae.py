@@ -154,3 +154,7 @@ class ConvSTAEModule(VADModule):
         recon = self.net(batch.clip)
         per_frame = lambda x: rearrange(x, "b c t h w -> b t c h w")  # noqa: E731
         return frame_error_sum(per_frame(batch.clip), per_frame(recon), self.score_p)
+
+    def error_map(self, batch: ClipBatch) -> torch.Tensor:
+        """e(t)'s per-pixel terms |I − Î|^p, summed over channels → ``(B, T, H, W)``."""
+        return (batch.clip - self.net(batch.clip)).abs().pow(self.score_p).sum(1)

@@ -471,9 +471,13 @@ class DESDnetModule(VADModule):
 
         Eq. (6) (per-video min–max) and temporal smoothing happen in the shared evaluation.
         """
+        return patch_max_error(self.error_map(batch), self.score_cfg.patch_size,
+                               self.score_cfg.stride)[:, None]
+
+    def error_map(self, batch: ClipBatch) -> torch.Tensor:
+        """Eq. (5)'s per-pixel term: (I_t − Î_t)², averaged over channels → ``(B, 1, H, W)``."""
         target = batch.clip[:, :, -1].float()
-        error = (target - self.net(batch.clip).float()).pow(2)
-        return patch_max_error(error, self.score_cfg.patch_size, self.score_cfg.stride)[:, None]
+        return (target - self.net(batch.clip).float()).pow(2).mean(1, keepdim=True)
 
     # -- reverse erasure --------------------------------------------------------------------------
     def _ensure_mask_bank(self, index: torch.Tensor, height: int, width: int) -> None:
@@ -561,6 +565,7 @@ class DESDnetModule(VADModule):
                                            "bits": self.masks_next.cpu()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         # Lightning restores the checkpoint before `on_fit_start`, usually before the bank exists:
         # keep the masks until `_ensure_mask_bank` allocates it (or apply them now if it does).
         self._restored_masks = checkpoint.get("desdnet_masks")

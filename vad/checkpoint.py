@@ -1,0 +1,235 @@
+"""Checkpoints that carry their recipe: what a trained model needs to be used anywhere.
+
+Every checkpoint `vad.train` writes holds, under ``checkpoint["vad_recipe"]``:
+
+* ``config``: the resolved ``model``, ``data`` and ``eval`` config sections of the run;
+* ``preprocessing``: what a frame goes through before the model sees it: ``image_size`` (the
+  size the model was trained at, even where the data config kept the source size), ``grayscale``,
+  ``value_range``, the ``clip`` shape (length, target, dilation, future offset),
+  ``test_window_step`` and ``flow`` (method state such as latentpred's background frame is in the
+  state dict already);
+* ``calibration``: the raw-score threshold for `vad.detect`, set at the end of training from
+  normal footage (see below); None when the run had no held-out validation clips;
+* ``vad_version``, ``commit`` and ``format`` (`RECIPE_FORMAT`).
+
+So ``python -m vad.evaluate ckpt_path=<a lone .ckpt>`` and ``python -m vad.detect`` need nothing
+else. Checkpoints written before recipes existed fall back to ``<run>/.hydra/config.yaml`` next
+to their ``checkpoints/`` folder (`load_recipe`; no preprocessing or calibration then).
+
+Threshold calibration (no test labels): after ``fit``, `RecipeCallback` scores the held-out
+validation clips (the normal end of every training video, `vad.data.datamodule`) with the weights
+of each saved checkpoint, aggregates the clip scores per frame as the evaluation does
+(``eval.window_aggregation``), and stores the validation frames' raw scores, their median and
+the (1 − ``false_alarm_rate``) quantile as ``threshold``: on normal footage like the training
+videos about that fraction of frames exceeds it.
+
+`load_recipe` and `load_model` are the functions to call; a checkpoint of another method or of
+an incompatible recipe format fails with `RecipeError` (one line naming both).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import vad
+from vad.evaluation.scores import aggregate_window_scores
+from vad.results import atomic_path, git_commit
+
+log = logging.getLogger(__name__)
+
+RECIPE_KEY = "vad_recipe"
+# Bump when a recipe, or what a method keeps in its state dict, changes so that older
+# checkpoints can no longer be read correctly.
+RECIPE_FORMAT = 1
+CONFIG_SECTIONS = ("model", "data", "eval")
+
+
+class RecipeError(ValueError):
+    """A checkpoint that cannot be used as asked (another method, another format, no recipe)."""
+
+
+# -- writing ----------------------------------------------------------------------------------
+def preprocessing_of(datamodule) -> dict:
+    """The preprocessing of a `VideoDataModule` whose training split is set up."""
+    flow = datamodule.flow
+    return {
+        "image_size": [int(v) for v in datamodule.datasets["train"].frame_size],
+        "grayscale": bool(datamodule.grayscale),
+        "value_range": [float(v) for v in datamodule.value_range],
+        "clip": asdict(datamodule.spec),
+        "test_window_step": int(datamodule.test_window_step),
+        "flow": None if flow is None else {**asdict(flow), "splits": list(flow.splits)},
+    }
+
+
+def calibration_of(scores: np.ndarray, false_alarm_rate: float) -> dict:
+    """The raw-score threshold exceeded by ``false_alarm_rate`` of the normal ``scores``."""
+    if not 0 < false_alarm_rate < 1:
+        raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+    return {"false_alarm_rate": float(false_alarm_rate),
+            "threshold": float(np.quantile(scores, 1 - false_alarm_rate)),
+            "median": float(np.median(scores)),
+            "num_frames": len(scores),
+            "validation_scores": [float(s) for s in scores]}
+
+
+class RecipeCallback(L.Callback):
+    """Writes the recipe into every checkpoint and, after ``fit``, calibrates the threshold of
+    the checkpoints saved (see the module docstring). `vad.train` appends it unconditionally.
+
+    Args:
+        config: The run's composed config (the ``model``, ``data`` and ``eval`` sections are kept,
+            resolved).
+        false_alarm_rate: Target fraction of normal validation frames above the threshold; None
+            skips calibration.
+    """
+
+    def __init__(self, config: DictConfig, false_alarm_rate: float | None = 0.01) -> None:
+        self.config = {s: OmegaConf.to_container(config[s], resolve=True)
+                       for s in CONFIG_SECTIONS if s in config}
+        self.false_alarm_rate = false_alarm_rate
+
+    def recipe(self, datamodule) -> dict:
+        return {"format": RECIPE_FORMAT, "vad_version": vad.__version__, "commit": git_commit(),
+                "config": self.config, "preprocessing": preprocessing_of(datamodule),
+                "calibration": None}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[RECIPE_KEY] = self.recipe(trainer.datamodule)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.false_alarm_rate is None:
+            return
+        paths = sorted({Path(p) for cb in trainer.checkpoint_callbacks
+                        for p in (cb.best_model_path, cb.last_model_path) if p})
+        if not paths:
+            return
+        datamodule = trainer.datamodule
+        if len(datamodule.datasets.get("val", ())) == 0:
+            log.warning("no validation clips (data.val_fraction=0): the checkpoints carry no "
+                        "calibrated threshold; vad.detect then needs threshold=")
+            return
+        final = {k: v.clone() for k, v in pl_module.state_dict().items()}
+        how = self.config.get("eval", {}).get("window_aggregation", "mean")
+        for path in paths:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            pl_module.load_state_dict(checkpoint["state_dict"])
+            scores = validation_scores(pl_module, datamodule, how)
+            if trainer.is_global_zero:
+                checkpoint[RECIPE_KEY]["calibration"] = calibration_of(scores,
+                                                                       self.false_alarm_rate)
+                save_atomic(checkpoint, path)
+                log.info("%s: threshold %.6g (%.1f%% false alarms on %d validation frames)",
+                         path.name, checkpoint[RECIPE_KEY]["calibration"]["threshold"],
+                         100 * self.false_alarm_rate, len(scores))
+        pl_module.load_state_dict(final)
+        trainer.strategy.barrier()
+
+
+@torch.no_grad()
+def validation_scores(module, datamodule, window_aggregation: str = "mean") -> np.ndarray:
+    """Raw per-frame scores of the validation clips (normal frames), aggregated over the clips
+    that score each frame as the evaluation does."""
+    rows = []
+    for batch in module.training_batches(loader=datamodule.val_dataloader()):
+        n_targets = batch.frames.shape[1]
+        rows.append(torch.stack([batch.video.repeat_interleave(n_targets).double().cpu(),
+                                 batch.frames.reshape(-1).double().cpu(),
+                                 module.score(batch).float().reshape(-1).double().cpu()], 1))
+    rows = torch.cat(rows).numpy()
+    lengths = [int(n) for n in datamodule.datasets["val"].store.lengths]
+    per_video = aggregate_window_scores(rows[:, 0].astype(int), rows[:, 1].astype(int),
+                                        rows[:, 2], lengths, window_aggregation)
+    scores = np.concatenate(per_video)
+    return scores[~np.isnan(scores)]
+
+
+def save_atomic(checkpoint: dict, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: never a half-written checkpoint."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+# -- reading ----------------------------------------------------------------------------------
+def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
+    """The checkpoint file as a dict (on the CPU); a clear error when it is missing or not one."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path} (set ckpt_path=...)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all mean "not a checkpoint we read"
+        raise RecipeError(f"cannot read checkpoint {path}: {type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise RecipeError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def recipe_of(checkpoint: dict, ckpt_path: str | os.PathLike) -> DictConfig:
+    """The checkpoint's recipe, checked for format; for checkpoints older than recipes, the
+    ``model``/``data``/``eval`` of ``<run>/.hydra/config.yaml`` (``preprocessing`` and
+    ``calibration`` None)."""
+    recipe = checkpoint.get(RECIPE_KEY)
+    if recipe is None:
+        run_config = Path(ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+        if not run_config.exists():
+            raise RecipeError(f"{ckpt_path} carries no recipe (written before vad stored one) "
+                              f"and has no run config at {run_config}; pass model=, data= and "
+                              f"use_run_config=false, or retrain")
+        trained = OmegaConf.load(run_config)
+        log.info("%s has no recipe: model, data and eval taken from %s", ckpt_path, run_config)
+        return OmegaConf.create({"format": None, "vad_version": None, "commit": None,
+                                 "config": {s: trained[s] for s in CONFIG_SECTIONS if s in trained},
+                                 "preprocessing": None, "calibration": None})
+    if recipe.get("format") != RECIPE_FORMAT:
+        raise RecipeError(f"{ckpt_path} was written by vad {recipe.get('vad_version')} (recipe "
+                          f"format {recipe.get('format')}); this is vad {vad.__version__} (format "
+                          f"{RECIPE_FORMAT}): use that version, or retrain")
+    return OmegaConf.create(recipe)
+
+
+def load_recipe(ckpt_path: str | os.PathLike) -> DictConfig:
+    """The recipe of the checkpoint at ``ckpt_path`` (see `recipe_of`)."""
+    return recipe_of(read_checkpoint(ckpt_path), ckpt_path)
+
+
+def method_name(target: str) -> str:
+    """``vad.models.convstae.ConvSTAEModule`` → ``convstae`` (the ``model=`` option)."""
+    return target.split(".")[-2] if target.count(".") >= 2 else target
+
+
+def check_method(checkpoint: dict, target: str, ckpt_path: str | os.PathLike = "checkpoint"
+                 ) -> None:
+    """Raise `RecipeError` unless the checkpoint was trained with the class ``target``
+    (checkpoints without a recipe are not checked)."""
+    recipe = checkpoint.get(RECIPE_KEY)
+    if recipe is None:
+        return
+    trained = recipe["config"]["model"]["_target_"]
+    if trained != target:
+        raise RecipeError(f"{ckpt_path} holds a {method_name(trained)} model ({trained}), not "
+                          f"{method_name(target)} ({target}): drop model={method_name(target)}, "
+                          f"or pick a {method_name(target)} checkpoint")
+
+
+def load_model(ckpt_path: str | os.PathLike) -> tuple[L.LightningModule, DictConfig]:
+    """``(module, recipe)``: the checkpoint's method, built from its recipe, with its weights and
+    method state, in eval mode on the CPU."""
+    checkpoint = read_checkpoint(ckpt_path)
+    recipe = recipe_of(checkpoint, ckpt_path)
+    model_config = recipe.config.model
+    get_class(model_config._target_)  # a clear ImportError for a method this version lacks
+    module = instantiate(model_config, _convert_="object")
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval(), recipe
