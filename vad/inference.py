@@ -38,7 +38,7 @@ from vad.data.decode import count_video_frames, iter_record_batches
 from vad.data.layouts import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
-    _natural_key,
+    natural_key,
     frame_files,
     scan_videos,
 )
@@ -65,7 +65,7 @@ def input_records(spec: str) -> list[VideoRecord]:
     folders, or a glob of frame files (one video, natural order) or of video files."""
     if any(c in spec for c in "*?["):
         matches = sorted((Path(p) for p in glob.glob(spec, recursive=True)
-                          if Path(p).is_file()), key=_natural_key)
+                          if Path(p).is_file()), key=natural_key)
         images = [p for p in matches if p.suffix.lower() in IMAGE_SUFFIXES]
         videos = [p for p in matches if p.suffix.lower() in VIDEO_SUFFIXES]
         if images and videos:
