@@ -38,8 +38,8 @@ from vad.data.decode import count_video_frames, iter_record_batches
 from vad.data.layouts import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
-    natural_key,
     frame_files,
+    natural_key,
     scan_videos,
 )
 from vad.data.records import VideoRecord
