@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from lightning import Callback
 from omegaconf import DictConfig, open_dict
 
 import vad  # noqa: F401  (resolvers)
@@ -76,3 +81,24 @@ def tiny_synthetic(clip: dict, frames_per_video: int, **kwargs):
                     frames_per_video=frames_per_video, size=16, batch_size=4, eval_batch_size=8,
                     val_fraction=0.0)
     return SyntheticDataModule(**{**defaults, **kwargs})
+
+
+# -- the command line, as a user runs it ----------------------------------------------------------
+def run_vad(task: str, *overrides: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
+    """``python -m vad.<task> overrides`` in a subprocess that imports this checkout's ``vad``,
+    one-message errors (no ``HYDRA_FULL_ERROR``) and W&B offline; output captured as text."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline"}
+    return subprocess.run([sys.executable, "-m", f"vad.{task}", *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, **popen)
+
+
+class KillAtStep(Callback):
+    """SIGKILLs its own process when a training step starts with ``global_step == step``: a run
+    killed by the machine, at a point a test can rely on."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

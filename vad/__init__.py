@@ -5,10 +5,15 @@ import warnings
 
 from omegaconf import OmegaConf
 
+from vad import resume
+
 __version__ = "0.1.0"
 
 # ${channels:${data.grayscale}} -> 1 or 3, so model configs follow the data's colour mode.
 OmegaConf.register_new_resolver("channels", lambda grayscale: 1 if grayscale else 3, replace=True)
+# Resuming in the interrupted run's folder, with its W&B run id (vad/resume.py).
+OmegaConf.register_new_resolver("run_dir", resume.run_dir, replace=True)
+OmegaConf.register_new_resolver("wandb_run_id", resume.wandb_run_id, replace=True)
 
 
 class _NoAdvertisements(logging.Filter):

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.evaluation.evaluator import FrameEvaluator
+from vad.resume import checkpoint_file
 from vad.utils import (
     exit_after_failure,
     format_metrics,
@@ -51,7 +52,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     log_hyperparameters(cfg, model, trainer)
 
     if cfg.get("train", True):
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model=model, datamodule=datamodule,
+                    ckpt_path=checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     if cfg.get("test", True):

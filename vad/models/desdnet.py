@@ -435,6 +435,8 @@ class DESDnetModule(VADModule):
             self._ensure_mask_bank(torch.tensor([len(train) - 1]), *train.frame_size)
 
     def on_train_epoch_start(self) -> None:
+        if self._trainer is not None and self.trainer.fit_loop.restarted_mid_epoch:
+            return  # resumed inside an epoch: its masks and distances came with the checkpoint
         # Double buffer: this epoch reads what the previous one wrote.
         self.masks_read.copy_(self.masks_next)
         self._epoch_sq_distances = []
@@ -471,11 +473,17 @@ class DESDnetModule(VADModule):
 
     # -- checkpoints: the mask bank travels outside the state dict --------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Both buffers and the epoch's distances so far: a checkpoint written inside an epoch
+        # (callbacks.last_checkpoint.every_n_*) resumes that epoch exactly.
         if self.mask_size is not None:
             checkpoint["desdnet_masks"] = {"size": list(self.mask_size),
-                                           "bits": self.masks_next.cpu()}
+                                           "bits": self.masks_next.cpu(),
+                                           "read": self.masks_read.cpu()}
+        checkpoint["desdnet_epoch_sq_distances"] = [d.cpu() for d in self._epoch_sq_distances]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._epoch_sq_distances = [d.to(self.device) for d in
+                                    checkpoint.get("desdnet_epoch_sq_distances", [])]
         # Lightning restores the checkpoint before `on_fit_start`, usually before the bank exists:
         # keep the masks until `_ensure_mask_bank` allocates it (or apply them now if it does).
         self._restored_masks = checkpoint.get("desdnet_masks")
@@ -487,6 +495,5 @@ class DESDnetModule(VADModule):
         bits = restored["bits"]
         if tuple(restored["size"]) != self.mask_size or len(bits) > len(self.masks_next):
             return  # another training set: start again from all-ones masks
-        bits = bits.to(self.device)
-        self.masks_next[: len(bits)] = bits
-        self.masks_read[: len(bits)] = bits
+        self.masks_next[: len(bits)] = bits.to(self.device)
+        self.masks_read[: len(bits)] = restored.get("read", bits).to(self.device)

@@ -1,0 +1,1 @@
+"""Optional callbacks (never evaluation: that is `vad.evaluation.evaluator.FrameEvaluator`)."""
