@@ -68,9 +68,10 @@ def tiny_trainer(epochs: int, **kwargs):
     """A quiet CPU Trainer without checkpoints or validation, for unit-scale fits."""
     import lightning as L
 
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                     limit_val_batches=0, **kwargs)
+    defaults = dict(accelerator="cpu", logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                    limit_val_batches=0)
+    return L.Trainer(max_epochs=epochs, **{**defaults, **kwargs})
 
 
 def tiny_synthetic(clip: dict, frames_per_video: int, **kwargs):

@@ -26,7 +26,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path: Path):
 
     runs = tmp_path / "outputs" / "train" / "runs"
     killed = run_vad("train", *TINY, f"paths.log_dir={tmp_path / 'outputs'}",
-                     f"+callbacks.kill._target_=tests.helpers.KillAtStep",
+                     "+callbacks.kill._target_=tests.helpers.KillAtStep",
                      f"+callbacks.kill.step={KILLED_AT}", cwd=tmp_path)
     assert killed.returncode == -9, killed.stderr[-3000:]
     (run_dir,) = runs.iterdir()

@@ -27,16 +27,20 @@ from vad.utils import (
     log_hyperparameters,
     task_wrapper,
 )
+from vad.utils.validate import check_config, check_image_size
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 def build(cfg: DictConfig):
-    """Datamodule, model, trainer (with the evaluator appended unconditionally) from ``cfg``."""
+    """Datamodule, model, trainer (with the evaluator appended unconditionally) from ``cfg``,
+    after the config checks (`vad.utils.validate`), before any callback or logger exists."""
+    check_config(cfg)
     # Plain dicts/lists, so that checkpoints hold no OmegaConf objects (weights-only loading).
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="object")
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, _convert_="object")
+    check_image_size(model, datamodule)
     evaluator = FrameEvaluator(**cfg.eval, output_dir=cfg.paths.output_dir)
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), evaluator]
     loggers = instantiate_loggers(cfg.get("logger"))

@@ -10,6 +10,7 @@ logs the loss terms and turns test/predict batches into `FrameScores` for the sh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import lightning as L
@@ -137,11 +138,28 @@ class VADModule(L.LightningModule):
 
     # -- shared steps -----------------------------------------------------------------------------
     def log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Log each term as ``<stage>/loss_<name>`` (the total as ``<stage>/loss``); a training
+        loss that is NaN or infinite stops the run here, for every method."""
         on_step = stage == "train"
+        if on_step and not torch.isfinite(losses["loss"]).all():
+            raise FloatingPointError(self._nonfinite_loss_message(losses))
         for name, value in losses.items():
             key = f"{stage}/{name}" if name == "loss" else f"{stage}/loss_{name}"
             self.log(key, value, on_step=on_step, on_epoch=True, prog_bar=name == "loss",
                      batch_size=batch_size, sync_dist=not on_step)
+
+    def _nonfinite_loss_message(self, losses: dict[str, torch.Tensor]) -> str:
+        terms = ", ".join(f"{name}={float(value.detach().float().mean()):.4g}"
+                          for name, value in losses.items())
+        checkpoints = []
+        if self._trainer is not None:
+            for callback in self.trainer.checkpoint_callbacks:
+                checkpoints += Path(callback.dirpath).glob("*.ckpt") if callback.dirpath else []
+        last_good = (max(checkpoints, key=lambda p: p.stat().st_mtime) if checkpoints
+                     else "none yet")
+        return (f"training loss is not finite at step {self.global_step} (epoch "
+                f"{self.current_epoch}): {terms}. Last good checkpoint: {last_good}. Try a lower "
+                "model.optimizer.lr, or trainer.precision=32-true on a GPU; ckpt_path=last resumes")
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)

@@ -132,6 +132,7 @@ class DESDnet(nn.Module):
         if num_past < 1 or depth < 1:
             raise ValueError(f"need num_past >= 1 and depth >= 1, got {num_past}, {depth}")
         self.num_past = num_past
+        self.size_multiple = 2 ** (depth - 1)  # frame H and W must divide by it (poolings)
         channels = [base_channels * 2**i for i in range(depth)]
         self.reconstruction_encoder = UNetEncoder(in_channels, channels, norm=norm)
         self.prediction_encoder = UNetEncoder(in_channels * num_past, channels, norm=norm)

@@ -215,6 +215,7 @@ class LatentPred(nn.Module):
         if num_inputs < 2 or num_blocks < 1:
             raise ValueError(f"need k >= 2 and num_blocks >= 1, got {num_inputs}, {num_blocks}")
         self.num_inputs, self.num_blocks = num_inputs, num_blocks
+        self.size_multiple = 2**num_blocks  # frame H and W must divide by it (poolings)
         channels = [min(base_channels * 2**i, max_channels) for i in range(num_blocks + 1)]
         levels = range(num_blocks) if shortcut_levels is None else list(shortcut_levels)
         self.shortcut = [i in levels for i in range(num_blocks)]
@@ -244,7 +245,7 @@ class LatentPred(nn.Module):
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Raw frames ``(N, C, H, W)`` → code z and the encoder's level features (for the
         decoder of the *next* frame)."""
-        size = 2**self.num_blocks
+        size = self.size_multiple
         if frames.shape[-2] % size or frames.shape[-1] % size:
             raise ValueError(f"frame size {tuple(frames.shape[-2:])} must divide by 2^num_blocks "
                              f"= {size}: change data.image_size or net.num_blocks")
