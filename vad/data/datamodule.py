@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from vad.data.cache import build_cache, load_frames
 from vad.data.clips import ClipSpec, build_clip_index
 from vad.data.flow import FlowConfig, build_flow_cache, load_flow
-from vad.data.layouts import DatasetRecords, read_dataset
+from vad.data.layouts import BenchmarkCounts, DatasetRecords, check_counts, read_dataset
 from vad.data.records import VideoRecord
 from vad.utils.rng import rng_states, set_rng_states
 
@@ -481,23 +481,33 @@ class DiskVideoDataModule(VideoDataModule):
         layout: ``auto`` or a layout name valid for the dataset (`vad.data.layouts.LAYOUTS`).
         labels: Label file or folder, absolute or relative to ``root``; None uses the layout's own.
         scenes: Scene numbers to keep (ShanghaiTech); None keeps all.
+        strict: Compare what is found with the published benchmark (``benchmark``): True fails
+            on a mismatch, naming the video and both counts; False warns and goes on; None (the
+            default here; the ``conf/data`` files say True) does not compare. Never compared
+            for a ``scenes`` subset.
         **kwargs: `VideoDataModule` arguments.
     """
 
     dataset = ""
+    benchmark: BenchmarkCounts | None = None  # the published counts (each dataset's file)
 
     def __init__(self, root: str, layout: str = "auto", labels: str | None = None,
-                 scenes: Sequence[int] | None = None, **kwargs) -> None:
+                 scenes: Sequence[int] | None = None, strict: bool | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.root = root
         self.layout = layout
         self.labels = labels
         self.scenes = list(scenes) if scenes is not None else None
+        self.strict = strict
 
     @cached_property
     def found(self) -> DatasetRecords:
-        """The dataset as found on disk (read once)."""
-        return read_dataset(self.dataset, self.root, self.layout, self.labels, self.scenes)
+        """The dataset as found on disk (read once), compared with ``benchmark`` (``strict``)."""
+        found = read_dataset(self.dataset, self.root, self.layout, self.labels, self.scenes)
+        if self.strict is not None and self.benchmark is not None and self.scenes is None:
+            check_counts(found, self.benchmark, self.strict)
+        return found
 
     @property
     def label_source(self) -> str:

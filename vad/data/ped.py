@@ -29,6 +29,7 @@ The ``.m`` and ``.mat`` label files agree frame for frame (tested on the real fi
 from __future__ import annotations
 
 from vad.data.datamodule import DiskVideoDataModule
+from vad.data.layouts import BenchmarkCounts
 
 
 class Ped1DataModule(DiskVideoDataModule):
@@ -43,6 +44,9 @@ class Ped1DataModule(DiskVideoDataModule):
     """
 
     dataset = "ped1"
+    benchmark = BenchmarkCounts(videos={"train": 34, "test": 36},
+                                frames={"train": 6_800, "test": 7_200},
+                                video_frames={"train": (200,) * 34, "test": (200,) * 36})
 
     def __init__(self, root: str = "data/ped1", layout: str = "auto", labels: str | None = None,
                  **kwargs) -> None:
@@ -53,6 +57,11 @@ class Ped2DataModule(Ped1DataModule):
     """UCSD Ped2 (`data=ped2`); the same layouts and arguments as `Ped1DataModule`."""
 
     dataset = "ped2"
+    benchmark = BenchmarkCounts(
+        videos={"train": 16, "test": 12}, frames={"train": 2_550, "test": 2_010},
+        video_frames={"train": (120, 150, 150, 180, 180, 150, 150, 120, 180, 180, 180, 180, 180,
+                                150, 150, 150),
+                      "test": (180, 180, 150, 180, 150, 180, 180, 180, 120, 150, 180, 180)})
 
     def __init__(self, root: str = "data/ped2", **kwargs) -> None:
         super().__init__(root=root, **kwargs)

@@ -33,6 +33,7 @@ Layout read (``streetscene``)::
 from __future__ import annotations
 
 from vad.data.datamodule import DiskVideoDataModule
+from vad.data.layouts import BenchmarkCounts
 
 
 class StreetSceneDataModule(DiskVideoDataModule):
@@ -45,6 +46,7 @@ class StreetSceneDataModule(DiskVideoDataModule):
     """
 
     dataset = "streetscene"
+    benchmark = BenchmarkCounts(videos={"train": 46, "test": 35})
 
     def __init__(self, root: str = "data/streetscene", layout: str = "auto", **kwargs) -> None:
         kwargs.setdefault("grayscale", False)  # an RGB dataset
