@@ -357,7 +357,7 @@ def test_a_copy_that_is_not_the_benchmark_fails_naming_video_counts_and_docs(fak
     with pytest.raises(DatasetCountError,
                        match=r"2 train videos, the benchmark has 16.*3 test videos, the benchmark "
                              r"has 12.*docs/datasets.md#ucsd-ped1-and-ped2.*data.strict=false"):
-        Ped2DataModule(root=root, clip={"length": 4}, strict=True).found
+        Ped2DataModule(root=root, clip={"length": 4}, strict=True).records("test")
     assert Ped2DataModule(root=root, clip={"length": 4}, strict=None).found.test  # no check
     with caplog.at_level("WARNING"):
         found = Ped2DataModule(root=root, clip={"length": 4}, strict=False).found
