@@ -507,7 +507,8 @@ class LatentPredModule(VADModule):
 
     # -- the two phases ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        self._epoch_recon = []
+        if self._trainer is None or not self.trainer.fit_loop.restarted_mid_epoch:
+            self._epoch_recon = []  # (resumed inside an epoch: its terms came with the checkpoint)
         if (int(self.phase) == 0 and self.phase_cfg.switch == "epoch"
                 and self.current_epoch >= self.phase_cfg.switch_epoch):
             self.switch_phase()
@@ -530,6 +531,14 @@ class LatentPredModule(VADModule):
         if (int(self.epochs_without_gain) >= self.phase_cfg.patience
                 or next_epoch >= self.phase_cfg.switch_epoch):
             self.switch_phase()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The plateau rule's terms so far: a checkpoint written inside an epoch resumes it exactly.
+        checkpoint["latentpred_epoch_recon"] = [r.cpu() for r in self._epoch_recon]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._epoch_recon = [r.to(self.device) for r in
+                             checkpoint.get("latentpred_epoch_recon", [])]
 
     def switch_phase(self) -> None:
         self.phase.fill_(1)
