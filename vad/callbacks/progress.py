@@ -34,6 +34,7 @@ class PlainProgress(ProgressBar):
         self.every_n_seconds = every_n_seconds
         self._enabled = True
         self._epoch_start = self._last_line = 0.0
+        self._finished: tuple[int, float] | None = None  # (epoch, seconds) not yet reported
 
     def disable(self) -> None:
         self._enabled = False
@@ -42,6 +43,7 @@ class PlainProgress(ProgressBar):
         self._enabled = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._report_epoch(trainer)
         self._epoch_start = self._last_line = time.monotonic()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs,
@@ -56,13 +58,21 @@ class PlainProgress(ProgressBar):
                  _total(self.total_train_batches), loss_text, now - self._epoch_start)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._enabled:
+        # Reported once Lightning has reduced the epoch's metrics: at the next epoch's start or
+        # at the end of training.
+        self._finished = (trainer.current_epoch, time.monotonic() - self._epoch_start)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._report_epoch(trainer)
+
+    def _report_epoch(self, trainer: L.Trainer) -> None:
+        if self._finished is None or not self._enabled:
             return
+        (epoch, seconds), self._finished = self._finished, None
         metrics = {k: v for k, v in trainer.progress_bar_metrics.items()
                    if not k.endswith("_step") and k != "v_num"}
         shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))
-        log.info("epoch %d/%d done in %.1f s: %s", trainer.current_epoch + 1, trainer.max_epochs,
-                 time.monotonic() - self._epoch_start, shown)
+        log.info("epoch %d/%d done in %.1f s: %s", epoch + 1, trainer.max_epochs, seconds, shown)
 
 
 def _total(batches: int | float) -> str:
