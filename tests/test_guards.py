@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import tiny_synthetic, tiny_trainer
+from tests.helpers import run_vad, tiny_synthetic, tiny_trainer
 from tests.test_oracle import run_oracle
 from vad.data.synthetic import SyntheticDataModule
 from vad.evaluation.scores import normalize
@@ -43,10 +40,8 @@ def test_min_over_max_refuses_negative_scores():
 
 
 def test_a_failing_run_ends_with_one_message_and_exit_status_1(tmp_path: Path):
-    command = [sys.executable, "-m", "vad.train", "model=desdnet", "data=ped2",
-               f"data.root={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path / 'run'}"]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    result = run_vad("train", "model=desdnet", "data=ped2", f"data.root={tmp_path / 'nope'}",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert "Traceback" not in output and output.count("does not exist") == 1
