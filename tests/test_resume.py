@@ -65,3 +65,20 @@ def test_ckpt_path_names_the_run_to_go_on_with(tmp_path: Path, given: str):
     assert run_dir(None, str(runs), "new") == str(runs / "new")
     with pytest.raises(FileNotFoundError, match="no run under"):
         run_dir("last", str(tmp_path / "empty"), "new")
+
+
+def test_a_resumed_run_keeps_its_wandb_run_id(tmp_path: Path):
+    from omegaconf import OmegaConf
+
+    from tests.helpers import compose_config
+    from vad.utils.loggers import WandbLogger
+
+    cfg = compose_config(tmp_path, "logger=wandb")
+    first = OmegaConf.to_container(cfg.logger.wandb, resolve=True)["id"]
+    again = compose_config(tmp_path, "logger=wandb", "ckpt_path=last")
+    assert OmegaConf.to_container(again.logger.wandb, resolve=True)["id"] == first
+    assert (tmp_path / "wandb_id").read_text() == first
+    other = compose_config(tmp_path / "other", "logger=wandb")
+    assert OmegaConf.to_container(other.logger.wandb, resolve=True)["id"] != first
+    # Lightning's logger passes anonymous=None, which wandb answers with a warning on every run.
+    assert "anonymous" not in WandbLogger(id=first, offline=True, save_dir=str(tmp_path))._wandb_init
