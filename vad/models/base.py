@@ -138,18 +138,33 @@ class VADModule(L.LightningModule):
 
     # -- shared steps -----------------------------------------------------------------------------
     def log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
-        """Log each term as ``<stage>/loss_<name>`` (the total as ``<stage>/loss``); a training
-        loss that is NaN or infinite stops the run here, for every method."""
+        """Log each term as ``<stage>/loss_<name>`` (the total as ``<stage>/loss``); the training
+        terms are kept for `on_train_batch_end`'s check, for every method."""
         on_step = stage == "train"
-        if on_step and not torch.isfinite(losses["loss"]).all():
-            raise FloatingPointError(self._nonfinite_loss_message(losses))
+        if on_step:
+            self._train_losses = {name: value.detach() for name, value in losses.items()}
         for name, value in losses.items():
             key = f"{stage}/{name}" if name == "loss" else f"{stage}/loss_{name}"
             self.log(key, value, on_step=on_step, on_epoch=True, prog_bar=name == "loss",
                      batch_size=batch_size, sync_dist=not on_step)
 
+    # A NaN or infinite training loss stops the run: checked outside the step, so that the step
+    # itself never waits for the device (tests/test_datapath.py), and before the optimizer
+    # applies it; methods that step the optimizers themselves log afterwards, so for them the
+    # check comes at the batch's end.
+    def on_before_optimizer_step(self, optimizer) -> None:
+        self._check_finite_loss()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self._check_finite_loss()
+
+    def _check_finite_loss(self) -> None:
+        losses = getattr(self, "_train_losses", None)
+        if losses is not None and not torch.isfinite(losses["loss"]).all():
+            raise FloatingPointError(self._nonfinite_loss_message(losses))
+
     def _nonfinite_loss_message(self, losses: dict[str, torch.Tensor]) -> str:
-        terms = ", ".join(f"{name}={float(value.detach().float().mean()):.4g}"
+        terms = ", ".join(f"{name}={float(value.float().mean()):.4g}"
                           for name, value in losses.items())
         checkpoints = []
         if self._trainer is not None:
