@@ -13,6 +13,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
@@ -63,7 +64,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.get("test", True):
         # The first ModelCheckpoint (callbacks.model_checkpoint) chooses; its path is passed
         # explicitly, since "best" makes Lightning warn about the second one (last.ckpt).
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = next((c.best_model_path for c in trainer.checkpoint_callbacks
+                     if isinstance(c, ModelCheckpoint)), "")
         if not best:
             log.warning("no best checkpoint (fast_dev_run or no checkpoint callback): testing the last weights")
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None,

@@ -305,6 +305,7 @@ class DESDnetModule(VADModule):
         self.register_buffer("masks_next", torch.zeros(0, 0, dtype=torch.uint8), persistent=False)
         self.mask_size: tuple[int, int] | None = None
         self._restored_masks: dict | None = None
+        self._restored_read: torch.Tensor | None = None  # masks_read of a mid-epoch checkpoint
         self._epoch_sq_distances: list[torch.Tensor] = []
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
@@ -437,7 +438,12 @@ class DESDnetModule(VADModule):
 
     def on_train_epoch_start(self) -> None:
         if self._trainer is not None and self.trainer.fit_loop.restarted_mid_epoch:
-            return  # resumed inside an epoch: its masks and distances came with the checkpoint
+            # Resumed inside an epoch: the masks it reads and its distances came with the
+            # checkpoint.
+            if self._restored_read is not None:
+                self.masks_read[: len(self._restored_read)] = self._restored_read.to(self.device)
+                self._restored_read = None
+            return
         # Double buffer: this epoch reads what the previous one wrote.
         self.masks_read.copy_(self.masks_next)
         self._epoch_sq_distances = []
@@ -497,4 +503,5 @@ class DESDnetModule(VADModule):
         if tuple(restored["size"]) != self.mask_size or len(bits) > len(self.masks_next):
             return  # another training set: start again from all-ones masks
         self.masks_next[: len(bits)] = bits.to(self.device)
-        self.masks_read[: len(bits)] = restored.get("read", bits).to(self.device)
+        self.masks_read[: len(bits)] = bits.to(self.device)
+        self._restored_read = restored.get("read")  # for a resume inside an epoch
