@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -9,6 +13,7 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from lightning import Callback
 from omegaconf import DictConfig, open_dict
 
 import vad  # noqa: F401  (resolvers)
@@ -64,9 +69,10 @@ def tiny_trainer(epochs: int, **kwargs):
     """A quiet CPU Trainer without checkpoints or validation, for unit-scale fits."""
     import lightning as L
 
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                     limit_val_batches=0, **kwargs)
+    defaults = dict(accelerator="cpu", logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                    limit_val_batches=0)
+    return L.Trainer(max_epochs=epochs, **{**defaults, **kwargs})
 
 
 def tiny_synthetic(clip: dict, frames_per_video: int, **kwargs):
@@ -139,3 +145,24 @@ class RankState(L.Callback):
         self.path.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu().clone() for k, v in state.items()},
                    self.path / f"rank{trainer.global_rank}.pt")
+
+
+# -- the command line, as a user runs it ----------------------------------------------------------
+def run_vad(task: str, *overrides: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
+    """``python -m vad.<task> overrides`` in a subprocess that imports this checkout's ``vad``,
+    one-message errors (no ``HYDRA_FULL_ERROR``) and W&B offline; output captured as text."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline"}
+    return subprocess.run([sys.executable, "-m", f"vad.{task}", *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, **popen)
+
+
+class KillAtStep(Callback):
+    """SIGKILLs its own process when a training step starts with ``global_step == step``: a run
+    killed by the machine, at a point a test can rely on."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from vad.data import decode as decode_module
@@ -348,3 +348,42 @@ def test_data_config_instantiates(name, tmp_path):
     assert dm.spec.length == 5 and dm.image_size == (256, 256)
     with pytest.raises(DatasetLayoutError, match="docs/datasets.md#"):
         dm.records("test")  # the root does not exist: a clear error, not a crash
+
+
+# -- the full benchmarks' counts (data.strict) ----------------------------------------------------
+def test_a_copy_that_is_not_the_benchmark_fails_naming_video_counts_and_docs(fakes_root, caplog):
+    from vad.data.layouts import BenchmarkCounts, DatasetCountError, count_mismatches
+
+    root = str(fakes_root / "ped2/frames")
+    with pytest.raises(DatasetCountError,
+                       match=r"2 train videos, the benchmark has 16.*3 test videos, the benchmark "
+                             r"has 12.*docs/datasets.md#ucsd-ped1-and-ped2.*data.strict=false"):
+        Ped2DataModule(root=root, clip={"length": 4}, strict=True).records("test")
+    assert Ped2DataModule(root=root, clip={"length": 4}, strict=None).found.test  # no check
+    with caplog.at_level("WARNING"):
+        found = Ped2DataModule(root=root, clip={"length": 4}, strict=False).found
+    assert "is not the full benchmark" in caplog.text and len(found.test) == 3
+
+    lengths = [r.num_frames for r in found.test]
+    published = BenchmarkCounts(videos={"train": len(found.train), "test": 3},
+                                frames={"test": sum(lengths) + 1},
+                                video_frames={"test": (*lengths[:1], lengths[1] + 1,
+                                                       *lengths[2:])})
+    assert count_mismatches(found, published) == [
+        f"test video {found.test[1].name} has {lengths[1]} frames, the benchmark's has "
+        f"{lengths[1] + 1}",
+        f"{sum(lengths):,} test frames, the benchmark has {sum(lengths) + 1:,}"]
+
+
+@pytest.mark.parametrize("name", ["ped1", "ped2", "avenue", "shanghaitech", "streetscene"])
+def test_each_benchmark_config_checks_the_published_counts(name):
+    from vad.data.layouts import DATASETS
+
+    data = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / f"{name}.yaml")
+    cls = get_class(data._target_)
+    assert data.strict is True and cls.dataset == name and name in DATASETS
+    published = cls.benchmark
+    for split, lengths in published.video_frames.items():
+        assert len(lengths) == published.videos[split]
+        if split in published.frames:
+            assert sum(lengths) == published.frames[split]

@@ -122,3 +122,21 @@ def test_ped2_mp4_datamodule_covers_every_test_frame(tmp_path):
     assert len(index) == 2010  # one clip per test frame
     assert sum(int(r.labels.sum()) for r in dm.test_records) == 1648
     assert len(list(tmp_path.glob("*.npy"))) == 12
+
+
+@pytest.mark.parametrize("cls_name, folder", [("Ped2DataModule", "ped2"),
+                                              ("Ped2DataModule", "ped2-mp4"),
+                                              ("Ped1DataModule", "ped1-mp4")])
+def test_real_benchmarks_pass_the_published_counts_check(cls_name, folder):
+    """data.strict=true (the configs' default) accepts the real sets; Ped1's counts reject Ped2."""
+    if not (SHARED / folder).is_dir():
+        pytest.skip(f"real data {SHARED / folder} is absent")
+    from vad.data import ped
+    from vad.data.layouts import DatasetCountError, check_counts
+
+    found = getattr(ped, cls_name)(root=str(SHARED / folder), clip={"length": 1},
+                                   strict=True).found
+    assert len(found.test) == getattr(ped, cls_name).benchmark.videos["test"]
+    other = ped.Ped1DataModule if cls_name == "Ped2DataModule" else ped.Ped2DataModule
+    with pytest.raises(DatasetCountError, match="test videos, the benchmark has"):
+        check_counts(getattr(ped, cls_name).dataset, found, other.benchmark, strict=True)

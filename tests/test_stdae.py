@@ -342,6 +342,7 @@ def test_fast_dev_run_on_every_fake_layout(tmp_path: Path, fakes_root: Path, dat
     from vad.train import train
 
     cfg = compose_config(tmp_path, "model=stdae", f"data={data}", f"data.root={fakes_root / root}",
+                         "data.strict=null",  # the fakes are smaller than the benchmarks
                          "debug=fdr", "data.image_size=[32,32]", "data.num_workers=0",
                          "model.kmeans.pretrain_epochs=0", "model.clusters=2",
                          "model.kmeans.locations_per_clip=4")

@@ -6,6 +6,8 @@ import warnings
 
 from omegaconf import OmegaConf
 
+from vad import resume
+
 __version__ = "0.1.0"
 
 # ${channels:${data.grayscale}} -> 1 or 3, so model configs follow the data's colour mode.
@@ -37,6 +39,9 @@ def _wandb_group(run_mode, sweep_dir, experiment, task_name) -> str:
 # conf/logger/wandb.yaml: mode from WANDB_MODE or an API key; group = sweep, experiment or task.
 OmegaConf.register_new_resolver("wandb_mode", _wandb_mode, replace=True)
 OmegaConf.register_new_resolver("wandb_group", _wandb_group, replace=True)
+# Resuming in the interrupted run's folder, with its W&B run id (vad/resume.py).
+OmegaConf.register_new_resolver("run_dir", resume.run_dir, replace=True)
+OmegaConf.register_new_resolver("wandb_run_id", resume.wandb_run_id, replace=True)
 
 
 class _NoAdvertisements(logging.Filter):

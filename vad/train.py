@@ -13,11 +13,13 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.checkpoint import RecipeCallback
 from vad.evaluation.evaluator import FrameEvaluator
+from vad.resume import checkpoint_file
 from vad.utils import (
     exit_after_failure,
     format_metrics,
@@ -27,6 +29,7 @@ from vad.utils import (
     log_hyperparameters,
     task_wrapper,
 )
+from vad.utils.validate import check_config, check_image_size
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -34,10 +37,13 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 def build(cfg: DictConfig):
     """Datamodule, model, trainer (with the evaluator and the checkpoint recipe appended
-    unconditionally) from ``cfg``."""
+    unconditionally) from ``cfg``, after the config checks (`vad.utils.validate`), before any
+    callback or logger exists."""
+    check_config(cfg)
     # Plain dicts/lists, so that checkpoints hold no OmegaConf objects (weights-only loading).
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="object")
     model: L.LightningModule = hydra.utils.instantiate(cfg.model, _convert_="object")
+    check_image_size(model, datamodule)
     evaluator = FrameEvaluator(**cfg.eval, output_dir=cfg.paths.output_dir)
     recipe = RecipeCallback(cfg, cfg.get("false_alarm_rate"))  # every checkpoint carries its recipe
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), evaluator, recipe]
@@ -54,13 +60,15 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     log_hyperparameters(cfg, model, trainer)
 
     if cfg.get("train", True):
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model=model, datamodule=datamodule,
+                    ckpt_path=checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     if cfg.get("test", True):
         # The first ModelCheckpoint (callbacks.model_checkpoint) chooses; its path is passed
         # explicitly, since "best" makes Lightning warn about the second one (last.ckpt).
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = next((c.best_model_path for c in trainer.checkpoint_callbacks
+                     if isinstance(c, ModelCheckpoint)), "")
         if not best:
             log.warning("no best checkpoint (fast_dev_run or no checkpoint callback): testing the last weights")
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None,

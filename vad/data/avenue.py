@@ -40,6 +40,7 @@ from pathlib import Path
 from vad.data.datamodule import DiskVideoDataModule
 from vad.data.labels import describe_source
 from vad.data.layouts import (
+    BenchmarkCounts,
     DatasetInfo,
     DatasetRecords,
     Layout,
@@ -100,6 +101,10 @@ class AvenueDataModule(DiskVideoDataModule):
     """
 
     dataset = AVENUE
+    benchmark = BenchmarkCounts(  # test videos: the lengths of the volLabel label files
+        videos={"train": 16, "test": 21}, frames={"train": 15_328, "test": 15_324},
+        video_frames={"test": (1439, 1211, 923, 947, 1007, 1283, 605, 36, 1175, 841, 472, 1271,
+                               549, 507, 1001, 740, 426, 294, 248, 273, 76)})
 
     def __init__(
         self,

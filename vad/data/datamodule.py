@@ -37,14 +37,21 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from vad.data.cache import build_cache, load_frames
 from vad.data.clips import ClipSpec, build_clip_index
 from vad.data.distortions import Distortion
 from vad.data.flow import FlowConfig, build_flow_cache, load_flow
-from vad.data.layouts import DatasetInfo, DatasetRecords, read_dataset
+from vad.data.layouts import (
+    BenchmarkCounts,
+    DatasetInfo,
+    DatasetRecords,
+    check_counts,
+    read_dataset,
+)
 from vad.data.records import VideoRecord
+from vad.utils.rng import rng_states, set_rng_states
 
 
 class ClipBatch(NamedTuple):
@@ -196,6 +203,79 @@ class ClipDataset(Dataset):
         """One raw clip, without the batch axis: ``clip`` uint8 ``(T', H, W, C)``."""
         return ClipBatch(*(None if field is None else field[0]
                            for field in self.__getitems__([i])))
+
+
+class ShuffleSampler(RandomSampler):
+    """`torch.utils.data.RandomSampler`, resumable in the middle of an epoch.
+
+    As there, each epoch draws one seed from the global torch generator and shuffles with it, so
+    a run gives the same batches as with ``shuffle=True`` (and DDP still sees a shuffled loader);
+    the seed is kept, so that a resumed epoch can shuffle the same way again and skip the clips
+    already trained on (`ResumableDataLoader`).
+    """
+
+    def __init__(self, data_source: Dataset) -> None:
+        super().__init__(data_source)
+        self.epoch_seed: int | None = None
+        self._resume: tuple[int, int] | None = None
+
+    def resume(self, epoch_seed: int, skip: int) -> None:
+        """Make the next epoch the one shuffled with ``epoch_seed``, from its clip ``skip``."""
+        self._resume = (epoch_seed, skip)
+
+    def __iter__(self):
+        if self._resume is None:
+            self.epoch_seed, skip = int(torch.empty((), dtype=torch.int64).random_().item()), 0
+        else:
+            (self.epoch_seed, skip), self._resume = self._resume, None
+        generator = torch.Generator()
+        generator.manual_seed(self.epoch_seed)
+        yield from torch.randperm(self.num_samples, generator=generator).tolist()[skip:]
+
+
+class ResumableDataLoader(DataLoader):
+    """The training loader: Lightning saves its `state_dict` in every checkpoint and, when a run
+    resumes in the middle of an epoch, calls `load_state_dict`, so the epoch goes on with the
+    same clip order from the next unseen batch, and with the global random generators as they
+    were when the checkpoint was written (starting this loader, like any DataLoader, draws from
+    them). Without a `ShuffleSampler` (e.g. DDP's DistributedSampler) the epoch restarts."""
+
+    batches_done = 0
+    _resume: dict | None = None
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        self.batches_done = 0
+        if self._resume is not None:
+            self.batches_done = self._resume["batches_done"]
+            set_rng_states(self._resume["rng"])
+            self._resume = None
+        return _CountingIterator(iterator, self)
+
+    def state_dict(self) -> dict:
+        return {"epoch_seed": getattr(self.sampler, "epoch_seed", None),
+                "batches_done": self.batches_done, "rng": rng_states()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if isinstance(self.sampler, ShuffleSampler) and state["epoch_seed"] is not None:
+            self.sampler.resume(state["epoch_seed"], state["batches_done"] * self.batch_size)
+            self._resume = state
+
+
+class _CountingIterator:
+    """A DataLoader iterator that counts the batches it has handed out (into ``loader``)."""
+
+    def __init__(self, iterator, loader: ResumableDataLoader) -> None:
+        self.iterator = iterator
+        self.loader = loader
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.iterator)
+        self.loader.batches_done += 1
+        return batch
 
 
 def _batch_as_is(batch: ClipBatch) -> ClipBatch:
@@ -388,10 +468,11 @@ class VideoDataModule(L.LightningDataModule):
             self.datasets["test"] = ClipDataset(store, index, self.spec, flow_store)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
+        dataset = self.datasets[split]
+        return (ResumableDataLoader if shuffle else DataLoader)(
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            sampler=ShuffleSampler(dataset) if shuffle else None,
             collate_fn=_batch_as_is,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -431,17 +512,24 @@ class DiskVideoDataModule(VideoDataModule):
         root: The dataset folder (``data.root``).
         layout: ``auto`` or a layout name valid for the dataset (see its module).
         labels: Label file or folder, absolute or relative to ``root``; None uses the layout's own.
+        strict: Compare what is found with the published benchmark (``benchmark``): True fails
+            on a mismatch, naming the video and both counts; False warns and goes on; None (the
+            default here; the ``conf/data`` files say True) does not compare. Never compared
+            for a subset (reader options such as ShanghaiTech's ``scenes``).
         **kwargs: `VideoDataModule` arguments.
     """
 
     dataset: DatasetInfo
+    benchmark: BenchmarkCounts | None = None  # the published counts (each dataset's file)
 
     def __init__(self, root: str, layout: str = "auto", labels: str | None = None,
+                 strict: bool | None = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.root = root
         self.layout = layout
         self.labels = labels
+        self.strict = strict
 
     @property
     def read_options(self) -> dict:
@@ -450,9 +538,13 @@ class DiskVideoDataModule(VideoDataModule):
 
     @cached_property
     def found(self) -> DatasetRecords:
-        """The dataset as found on disk (read once)."""
-        return read_dataset(self.dataset, self.root, self.layout, self.labels,
-                            **self.read_options)
+        """The dataset as found on disk (read once), compared with ``benchmark`` (``strict``)."""
+        options = self.read_options
+        found = read_dataset(self.dataset, self.root, self.layout, self.labels, **options)
+        subset = any(value is not None for value in options.values())
+        if self.strict is not None and self.benchmark is not None and not subset:
+            check_counts(self.dataset, found, self.benchmark, self.strict)
+        return found
 
     @property
     def label_source(self) -> str:

@@ -23,6 +23,7 @@ under different names); video files are counted with decord and decoded later.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -313,6 +314,63 @@ def common_layouts(read: Callable[..., DatasetRecords] = read_common) -> dict[st
 def common_labels(*sources: str) -> dict[str, tuple[str, ...]]:
     """The same default label sources for the three common layouts."""
     return {layout: sources for layout in COMMON_TREES}
+
+
+# -- the full benchmarks' counts ------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchmarkCounts:
+    """A benchmark as published (each dataset's file holds its own, e.g. `vad.data.ped`).
+
+    Attributes:
+        videos: ``{"train": n, "test": n}``.
+        frames: Frames per split, where known.
+        video_frames: Per split, the frames of each video in natural name order, where known.
+    """
+
+    videos: dict[str, int]
+    frames: dict[str, int] = field(default_factory=dict)
+    video_frames: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+class DatasetCountError(DatasetLayoutError):
+    """A dataset whose videos or frames are not the published benchmark's (``data.strict``)."""
+
+
+def count_mismatches(found: DatasetRecords, expected: BenchmarkCounts) -> list[str]:
+    """What differs between ``found`` and the published counts (empty if nothing)."""
+    problems = []
+    for split in ("train", "test"):
+        records = found.split(split)
+        if len(records) != expected.videos[split]:
+            problems.append(f"{len(records)} {split} videos, the benchmark has "
+                            f"{expected.videos[split]}")
+            continue  # per-video counts would be compared out of step
+        for record, frames in zip(records, expected.video_frames.get(split, ())):
+            if record.num_frames != frames:
+                problems.append(f"{split} video {record.name} has {record.num_frames} frames, "
+                                f"the benchmark's has {frames}")
+        total = sum(r.num_frames for r in records)
+        if split in expected.frames and total != expected.frames[split]:
+            problems.append(f"{total:,} {split} frames, the benchmark has "
+                            f"{expected.frames[split]:,}")
+    return problems
+
+
+def check_counts(info: DatasetInfo, found: DatasetRecords, expected: BenchmarkCounts,
+                 strict: bool) -> None:
+    """Compare ``found`` with the published counts: a mismatch raises `DatasetCountError` when
+    ``strict``, else is logged as a warning and the run goes on."""
+    problems = count_mismatches(found, expected)
+    if not problems:
+        return
+    listed = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6
+                                        else "")
+    message = (f"{info.title} ({found.dataset}) at {found.root} is not the full benchmark: "
+               f"{listed}. A download may be incomplete: see {info.docs}. For a subset "
+               "or a copy of your own, data.strict=false goes on with a warning (null: no check).")
+    if strict:
+        raise DatasetCountError(message)
+    logging.getLogger(__name__).warning(message)
 
 
 # -- entry point ----------------------------------------------------------------------------------

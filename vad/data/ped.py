@@ -34,6 +34,7 @@ from pathlib import Path
 from vad.data.datamodule import DiskVideoDataModule
 from vad.data.labels import describe_source
 from vad.data.layouts import (
+    BenchmarkCounts,
     DatasetInfo,
     DatasetRecords,
     Layout,
@@ -104,6 +105,9 @@ class Ped1DataModule(DiskVideoDataModule):
     """
 
     dataset = PED1
+    benchmark = BenchmarkCounts(videos={"train": 34, "test": 36},
+                                frames={"train": 6_800, "test": 7_200},
+                                video_frames={"train": (200,) * 34, "test": (200,) * 36})
 
     def __init__(self, root: str = "data/ped1", layout: str = "auto", labels: str | None = None,
                  **kwargs) -> None:
@@ -114,6 +118,11 @@ class Ped2DataModule(Ped1DataModule):
     """UCSD Ped2 (`data=ped2`); the same layouts and arguments as `Ped1DataModule`."""
 
     dataset = PED2
+    benchmark = BenchmarkCounts(
+        videos={"train": 16, "test": 12}, frames={"train": 2_550, "test": 2_010},
+        video_frames={"train": (120, 150, 150, 180, 180, 150, 150, 120, 180, 180, 180, 180, 180,
+                                150, 150, 150),
+                      "test": (180, 180, 150, 180, 150, 180, 180, 180, 120, 150, 180, 180)})
 
     def __init__(self, root: str = "data/ped2", **kwargs) -> None:
         super().__init__(root=root, **kwargs)

@@ -35,6 +35,7 @@ from pathlib import Path
 from vad.data.datamodule import DiskVideoDataModule
 from vad.data.labels import describe_source
 from vad.data.layouts import (
+    BenchmarkCounts,
     DatasetInfo,
     DatasetLayoutError,
     DatasetRecords,
@@ -86,6 +87,16 @@ SHANGHAITECH = DatasetInfo(
     labels={layout: ("testing/test_frame_mask", "test_frame_mask") for layout in _COMMON},
     options=("scenes",))
 
+# Frames of the 107 test videos, 01_0014 … 12_0175 in name order (the test_frame_mask lengths).
+_TEST_VIDEO_FRAMES = (
+        265, 433, 337, 601, 505, 409, 457, 313, 409, 337, 337, 457, 577, 313, 529, 193, 289, 289,
+        265, 241, 337, 289, 265, 217, 433, 409, 529, 313, 217, 241, 313, 193, 265, 317, 457, 337,
+        361, 529, 409, 313, 385, 457, 481, 457, 433, 385, 241, 553, 937, 865, 505, 313, 361, 361,
+        529, 337, 433, 481, 649, 649, 409, 337, 769, 433, 241, 217, 265, 265, 217, 265, 409, 385,
+        481, 457, 313, 601, 241, 481, 313, 337, 457, 217, 241, 289, 337, 313, 337, 265, 265, 337,
+        361, 433, 241, 433, 601, 505, 337, 601, 265, 313, 241, 289, 361, 385, 217, 337, 265,
+)
+
 
 class ShanghaiTechDataModule(DiskVideoDataModule):
     """ShanghaiTech Campus; see the module docstring for the layout and counts.
@@ -100,6 +111,8 @@ class ShanghaiTechDataModule(DiskVideoDataModule):
     """
 
     dataset = SHANGHAITECH
+    benchmark = BenchmarkCounts(videos={"train": 330, "test": 107}, frames={"test": 40_791},
+                                video_frames={"test": _TEST_VIDEO_FRAMES})
 
     def __init__(
         self,

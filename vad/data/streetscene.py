@@ -37,6 +37,7 @@ from pathlib import Path
 from vad.data.datamodule import DiskVideoDataModule
 from vad.data.labels import LabelError, read_track_file, track_mask
 from vad.data.layouts import (
+    BenchmarkCounts,
     DatasetInfo,
     DatasetLayoutError,
     DatasetRecords,
@@ -99,6 +100,7 @@ class StreetSceneDataModule(DiskVideoDataModule):
     """
 
     dataset = STREETSCENE
+    benchmark = BenchmarkCounts(videos={"train": 46, "test": 35})
 
     def __init__(self, root: str = "data/streetscene", layout: str = "auto", **kwargs) -> None:
         kwargs.setdefault("grayscale", False)  # an RGB dataset

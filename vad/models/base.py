@@ -10,6 +10,7 @@ logs the loss terms and turns test/predict batches into `FrameScores` for the sh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import lightning as L
@@ -138,11 +139,43 @@ class VADModule(L.LightningModule):
 
     # -- shared steps -----------------------------------------------------------------------------
     def log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Log each term as ``<stage>/loss_<name>`` (the total as ``<stage>/loss``); the training
+        terms are kept for `on_train_batch_end`'s check, for every method."""
         on_step = stage == "train"
+        if on_step:
+            self._train_losses = {name: value.detach() for name, value in losses.items()}
         for name, value in losses.items():
             key = f"{stage}/{name}" if name == "loss" else f"{stage}/loss_{name}"
             self.log(key, value, on_step=on_step, on_epoch=True, prog_bar=name == "loss",
                      batch_size=batch_size, sync_dist=not on_step)
+
+    # A NaN or infinite training loss stops the run: checked outside the step, so that the step
+    # itself never waits for the device (tests/test_datapath.py), and before the optimizer
+    # applies it; methods that step the optimizers themselves log afterwards, so for them the
+    # check comes at the batch's end.
+    def on_before_optimizer_step(self, optimizer) -> None:
+        self._check_finite_loss()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self._check_finite_loss()
+
+    def _check_finite_loss(self) -> None:
+        losses = getattr(self, "_train_losses", None)
+        if losses is not None and not torch.isfinite(losses["loss"]).all():
+            raise FloatingPointError(self._nonfinite_loss_message(losses))
+
+    def _nonfinite_loss_message(self, losses: dict[str, torch.Tensor]) -> str:
+        terms = ", ".join(f"{name}={float(value.float().mean()):.4g}"
+                          for name, value in losses.items())
+        checkpoints = []
+        if self._trainer is not None:
+            for callback in self.trainer.checkpoint_callbacks:
+                checkpoints += Path(callback.dirpath).glob("*.ckpt") if callback.dirpath else []
+        last_good = (max(checkpoints, key=lambda p: p.stat().st_mtime) if checkpoints
+                     else "none yet")
+        return (f"training loss is not finite at step {self.global_step} (epoch "
+                f"{self.current_epoch}): {terms}. Last good checkpoint: {last_good}. Try a lower "
+                "model.optimizer.lr, or trainer.precision=32-true on a GPU; ckpt_path=last resumes")
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)

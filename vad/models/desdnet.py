@@ -154,6 +154,7 @@ class DESDnet(nn.Module):
         if num_past < 1 or depth < 1:
             raise ValueError(f"need num_past >= 1 and depth >= 1, got {num_past}, {depth}")
         self.num_past = num_past
+        self.size_multiple = 2 ** (depth - 1)  # frame H and W must divide by it (poolings)
         channels = [base_channels * 2**i for i in range(depth)]
         self.reconstruction_encoder = UNetEncoder(in_channels, channels, norm=norm)
         self.prediction_encoder = UNetEncoder(in_channels * num_past, channels, norm=norm)
@@ -387,6 +388,7 @@ class DESDnetModule(VADModule):
         self.register_buffer("masks_next", torch.zeros(0, 0, dtype=torch.uint8), persistent=False)
         self.mask_size: tuple[int, int] | None = None
         self._restored_masks: dict | None = None
+        self._restored_read: torch.Tensor | None = None  # masks_read of a mid-epoch checkpoint
         self._epoch_sq_distances: list[torch.Tensor] = []
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
@@ -524,6 +526,13 @@ class DESDnetModule(VADModule):
             self._ensure_mask_bank(torch.tensor([len(train) - 1]), *train.frame_size)
 
     def on_train_epoch_start(self) -> None:
+        if self._trainer is not None and self.trainer.fit_loop.restarted_mid_epoch:
+            # Resumed inside an epoch: the masks it reads and its distances came with the
+            # checkpoint.
+            if self._restored_read is not None:
+                self.masks_read[: len(self._restored_read)] = self._restored_read.to(self.device)
+                self._restored_read = None
+            return
         # Double buffer: this epoch reads what the previous one wrote.
         self.masks_read.copy_(self.masks_next)
         self._epoch_sq_distances = []
@@ -560,12 +569,18 @@ class DESDnetModule(VADModule):
 
     # -- checkpoints: the mask bank travels outside the state dict --------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Both buffers and the epoch's distances so far: a checkpoint written inside an epoch
+        # (callbacks.last_checkpoint.every_n_*) resumes that epoch exactly.
         if self.mask_size is not None:
             checkpoint["desdnet_masks"] = {"size": list(self.mask_size),
-                                           "bits": self.masks_next.cpu()}
+                                           "bits": self.masks_next.cpu(),
+                                           "read": self.masks_read.cpu()}
+        checkpoint["desdnet_epoch_sq_distances"] = [d.cpu() for d in self._epoch_sq_distances]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
+        self._epoch_sq_distances = [d.to(self.device) for d in
+                                    checkpoint.get("desdnet_epoch_sq_distances", [])]
         # Lightning restores the checkpoint before `on_fit_start`, usually before the bank exists:
         # keep the masks until `_ensure_mask_bank` allocates it (or apply them now if it does).
         self._restored_masks = checkpoint.get("desdnet_masks")
@@ -577,6 +592,6 @@ class DESDnetModule(VADModule):
         bits = restored["bits"]
         if tuple(restored["size"]) != self.mask_size or len(bits) > len(self.masks_next):
             return  # another training set: start again from all-ones masks
-        bits = bits.to(self.device)
-        self.masks_next[: len(bits)] = bits
-        self.masks_read[: len(bits)] = bits
+        self.masks_next[: len(bits)] = bits.to(self.device)
+        self.masks_read[: len(bits)] = bits.to(self.device)
+        self._restored_read = restored.get("read")  # for a resume inside an epoch

@@ -215,6 +215,7 @@ class LatentPred(nn.Module):
         if num_inputs < 2 or num_blocks < 1:
             raise ValueError(f"need k >= 2 and num_blocks >= 1, got {num_inputs}, {num_blocks}")
         self.num_inputs, self.num_blocks = num_inputs, num_blocks
+        self.size_multiple = 2**num_blocks  # frame H and W must divide by it (poolings)
         channels = [min(base_channels * 2**i, max_channels) for i in range(num_blocks + 1)]
         levels = range(num_blocks) if shortcut_levels is None else list(shortcut_levels)
         self.shortcut = [i in levels for i in range(num_blocks)]
@@ -244,7 +245,7 @@ class LatentPred(nn.Module):
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Raw frames ``(N, C, H, W)`` → code z and the encoder's level features (for the
         decoder of the *next* frame)."""
-        size = 2**self.num_blocks
+        size = self.size_multiple
         if frames.shape[-2] % size or frames.shape[-1] % size:
             raise ValueError(f"frame size {tuple(frames.shape[-2:])} must divide by 2^num_blocks "
                              f"= {size}: change data.image_size or net.num_blocks")
@@ -506,7 +507,8 @@ class LatentPredModule(VADModule):
 
     # -- the two phases ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        self._epoch_recon = []
+        if self._trainer is None or not self.trainer.fit_loop.restarted_mid_epoch:
+            self._epoch_recon = []  # (resumed inside an epoch: its terms came with the checkpoint)
         if (int(self.phase) == 0 and self.phase_cfg.switch == "epoch"
                 and self.current_epoch >= self.phase_cfg.switch_epoch):
             self.switch_phase()
@@ -529,6 +531,14 @@ class LatentPredModule(VADModule):
         if (int(self.epochs_without_gain) >= self.phase_cfg.patience
                 or next_epoch >= self.phase_cfg.switch_epoch):
             self.switch_phase()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The plateau rule's terms so far: a checkpoint written inside an epoch resumes it exactly.
+        checkpoint["latentpred_epoch_recon"] = [r.cpu() for r in self._epoch_recon]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._epoch_recon = [r.to(self.device) for r in
+                             checkpoint.get("latentpred_epoch_recon", [])]
 
     def switch_phase(self) -> None:
         self.phase.fill_(1)

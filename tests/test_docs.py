@@ -1,0 +1,32 @@
+"""The README quotes no result that docs/results.md (filled from run folders) does not give."""
+
+from __future__ import annotations
+
+import re
+
+from tests.helpers import REPO
+
+
+def default_run_row() -> list[str]:
+    """The cells of docs/results.md's row for the embedded default (``python -m vad.train``)."""
+    results = (REPO / "docs" / "results.md").read_text()
+    (row,) = [line for line in results.splitlines()
+              if line.startswith("|") and "the embedded default" in line]
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def test_readme_figures_of_the_default_run_are_those_of_docs_results():
+    readme = (REPO / "README.md").read_text()
+    cells = default_run_row()
+    assert "docs/results.md" in readme  # the README points to the rows instead of copying them
+    # Any AUC/EER-like number the README quotes must be one of the row's, to the digits quoted.
+    row_numbers = [float(n) for n in re.findall(r"\d+\.\d+", " ".join(cells[2:]))]
+    for quoted in re.findall(r"(?<![\d.=-])0\.\d{2,4}(?![\d.])", readme):  # not lr=-0.01
+        digits = len(quoted) - 2
+        assert any(round(n, digits) == float(quoted) for n in row_numbers), (
+            f"README quotes {quoted}; docs/results.md's default-run row gives {row_numbers}")
+    # Its wall time ("takes about N s") within a quarter of the row's.
+    quoted_s = re.search(r"takes about\s+(\d+)\s*s", readme)
+    row_s = re.match(r"(\d+) s", cells[1])
+    assert quoted_s and row_s, "README or docs/results.md lost the default run's wall time"
+    assert abs(int(quoted_s.group(1)) - int(row_s.group(1))) <= 0.25 * int(row_s.group(1))
