@@ -377,11 +377,9 @@ def test_a_copy_that_is_not_the_benchmark_fails_naming_video_counts_and_docs(fak
 
 @pytest.mark.parametrize("name", ["ped1", "ped2", "avenue", "shanghaitech", "streetscene"])
 def test_each_benchmark_config_checks_the_published_counts(name):
-    from vad.data.layouts import DATASETS
-
     data = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / f"{name}.yaml")
     cls = get_class(data._target_)
-    assert data.strict is True and cls.dataset == name and name in DATASETS
+    assert data.strict is True and cls.dataset is DATASETS[name]
     published = cls.benchmark
     for split, lengths in published.video_frames.items():
         assert len(lengths) == published.videos[split]

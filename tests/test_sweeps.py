@@ -35,17 +35,18 @@ def summary(sweep_dir: Path) -> list[dict]:
 
 
 def test_failing_sweep_exits_nonzero_after_a_summary_naming_both_failures(tmp_path: Path):
-    """The issue's command: both jobs fail (Adam refuses a negative learning rate)."""
+    """The issue's command: both jobs fail (the config check refuses a negative learning rate)."""
     result = run_sweep(tmp_path, "model.optimizer.lr=-1,-2", "trainer.max_epochs=1")
     assert result.returncode == 1, result.stderr[-2000:]
     rows = summary(tmp_path)
     assert [(r["job"], r["overrides"], r["status"]) for r in rows] == [
         ("0", "model.optimizer.lr=-1", "failed"), ("1", "model.optimizer.lr=-2", "failed")]
-    assert [r["error"] for r in rows] == ["ValueError: Invalid learning rate: -1",
-                                          "ValueError: Invalid learning rate: -2"]
+    assert [r["error"] for r in rows] == [
+        f"vad.utils.validate.ConfigError: model.optimizer.lr={lr}: must be a number > 0"
+        for lr in (-1, -2)]
     table = (tmp_path / "summary.md").read_text()
-    assert "Invalid learning rate: -1" in table and "Invalid learning rate: -2" in table
-    assert "Invalid learning rate: -2" in result.stdout  # printed as well
+    assert "model.optimizer.lr=-1: must be" in table and "model.optimizer.lr=-2: must be" in table
+    assert "model.optimizer.lr=-2: must be" in result.stdout  # printed as well
 
 
 def test_error_line_is_the_raised_exception_of_a_chained_traceback():

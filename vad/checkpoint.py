@@ -110,7 +110,8 @@ class RecipeCallback(L.Callback):
         if self.false_alarm_rate is None:
             return
         paths = sorted({Path(p) for cb in trainer.checkpoint_callbacks
-                        for p in (cb.best_model_path, cb.last_model_path) if p})
+                        for p in (getattr(cb, "best_model_path", ""),
+                                  getattr(cb, "last_model_path", "")) if p})
         if not paths:
             return
         datamodule = trainer.datamodule

@@ -50,6 +50,11 @@ class LastCheckpoint(Checkpoint):
     def path(self) -> Path:
         return self.dirpath / LAST
 
+    @property
+    def last_model_path(self) -> str:
+        """The written ``last.ckpt`` (empty before the first write), as `ModelCheckpoint` names it."""
+        return str(self.path) if self.path.exists() else ""
+
     def state_dict(self) -> dict:
         return {"rng": rng_states()}
 
