@@ -25,7 +25,8 @@ from vad.inference import FootageDataModule, InputError, batch_scores, stream_vi
 from vad.train import train
 
 # The default method (DESDnet) for one epoch on tiny synthetic videos: enough for everything
-# but finding the anomaly (see the slow test below), which needs a model that has learned.
+# but finding the anomaly (see `test_detect_finds_the_injected_anomaly`), which needs a model
+# that has learned.
 FRAMES, SIZE = 48, 32
 TINY = [f"data.size={SIZE}", "data.num_train_videos=2", "data.num_test_videos=1",
         f"data.frames_per_video={FRAMES}", "data.val_fraction=0.2", "trainer.max_epochs=1",
@@ -216,7 +217,6 @@ def test_cli_failure_is_one_line_and_exit_1(trained: Path, tmp_path):
     assert "Traceback" not in proc.stderr and (out / "error.txt").exists()
 
 
-@pytest.mark.slow
 def test_detect_finds_the_injected_anomaly(tmp_path):
     run = tmp_path / "run"
     train(compose_config(run, *LEARNS, "eval.plots=false"))
