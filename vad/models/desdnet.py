@@ -88,11 +88,12 @@ readings of its ambiguities, all configurable (none of them is the paper's):
   initialisation, so the compact loss only moves the decoder's reconstructions; ``trained``, the
   same encoder trained by Eq. 4 (``tests/test_desdnet.py`` shows it collapsing onto c even
   bias-free: image intensities act as a bias, so Ruff et al.'s Prop. 2 remedy does not hold);
-  ``shared``, Φ is the reconstruction encoder itself, trained by both losses, so the
-  reconstruction task keeps it from collapsing. ``train/phi_spread`` (Φ's standard deviation over
-  the batch, averaged over dimensions) is logged as a collapse monitor. ``svdd.bias_free=true``
-  builds a separate mapping encoder without biases and BatchNorm. The default is ``fixed``: ``tests/test_desdnet.py`` shows
-  ``shared`` collapsing Φ onto c under a strong compact weight (the prediction encoder's skips
+  ``shared``, Φ is the reconstruction encoder itself, trained by both losses in the hope that
+  the reconstruction task keeps it from collapsing. ``train/phi_spread`` (Φ's standard deviation
+  over the batch, averaged over dimensions) is logged as a collapse monitor.
+  ``svdd.bias_free=true`` builds a separate mapping encoder without biases and BatchNorm. The
+  default is ``fixed``: ``tests/test_desdnet.py`` shows ``shared`` collapsing Φ onto c all the
+  same under a strong compact weight (the prediction encoder's skips
   carry the reconstruction, so nothing keeps the reconstruction encoder's bottleneck
   informative), while the fixed Φ keeps its spread and the compact term still moves the
   reconstructions. On the synthetic benchmark the compact term changes auc_micro by less than
