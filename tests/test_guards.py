@@ -79,3 +79,25 @@ def test_a_nan_training_loss_stops_the_run_naming_step_terms_and_last_checkpoint
     assert "loss=nan" in message and "recon=nan" in message and "compact=0" in message
     assert f"Last good checkpoint: {tmp_path / 'last.ckpt'}" in message
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 3
+
+
+class _ManualLossTurnsNaN(_LossTurnsNaN):
+    """The same, stepping its optimizer itself (as STD-AE does): checked at the batch's end."""
+
+    def __init__(self, nan_from: int) -> None:
+        super().__init__(nan_from)
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        optimizer = self.optimizers()
+        loss = super().training_step(batch, batch_idx)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+
+
+def test_a_nan_loss_stops_a_method_that_steps_its_own_optimizer():
+    trainer = tiny_trainer(2)
+    dm = tiny_synthetic({"length": 2, "target": "last"}, frames_per_video=20)
+    with pytest.raises(FloatingPointError, match=r"step 3 \(epoch 0\).*recon=nan"):
+        trainer.fit(_ManualLossTurnsNaN(nan_from=3), datamodule=dm)

@@ -157,7 +157,8 @@ class VADModule(L.LightningModule):
         self._check_finite_loss()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self._check_finite_loss()
+        if not self.automatic_optimization:  # else on_before_optimizer_step has checked it
+            self._check_finite_loss()
 
     def _check_finite_loss(self) -> None:
         losses = getattr(self, "_train_losses", None)
