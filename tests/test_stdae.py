@@ -242,6 +242,29 @@ def test_resuming_across_commands_keeps_the_phases(tmp_path: Path):
     assert (resumed.centres.detach() - initial).abs().max() < 0.05
 
 
+def test_a_cluster_sweep_can_share_one_phase_one_checkpoint(tmp_path: Path):
+    """Phase 1 does not depend on K: a K = 0 run's autoencoders start a K = 3 job, which then
+    initialises its centres at epoch 0 (``pretrain_epochs=0``); a checkpoint of another
+    network is refused, naming the file."""
+    L.seed_everything(0)
+    phase1 = make_module(clusters=0)
+    tiny_trainer(epochs=1).fit(phase1, tiny_datamodule())
+    path = tmp_path / "phase1.ckpt"
+    torch.save({"state_dict": phase1.state_dict()}, path)
+    job = make_module(clusters=3, kmeans={"phase1_ckpt": str(path), "pretrain_epochs": 0,
+                                          "locations_per_clip": 8})
+    for name, weight in phase1.net.state_dict().items():
+        assert torch.equal(weight, job.net.state_dict()[name]), name
+    assert not torch.equal(next(make_module(clusters=3).net.parameters()),
+                           next(job.net.parameters()))  # not a fresh initialisation
+    spy = PhaseSpy()
+    tiny_trainer(epochs=1, callbacks=[spy]).fit(job, tiny_datamodule())
+    assert spy.ready_at_epoch == {0: True}
+    wider = {"in_channels": 1, "channels": [8, 8, 8]}
+    with pytest.raises(ValueError, match="phase1.ckpt.*does not fit"):
+        make_module(clusters=3, net=wider, kmeans={"phase1_ckpt": str(path)})
+
+
 @pytest.mark.filterwarnings("ignore:.*self.log.*")
 def test_cluster_term_enters_eq_12_only_in_phase_two():
     module = make_module(clusters=2, kmeans={"lambda_cluster": 0.5})

@@ -176,6 +176,24 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
     return checkpoint
 
 
+def load_submodule(module: torch.nn.Module, ckpt_path: str | os.PathLike, prefix: str) -> None:
+    """Load the weights stored under ``<prefix>.`` in a checkpoint into ``module`` (strictly):
+    one network of a method trained earlier, e.g. Top-Heavy's flow teacher or STD-AE's
+    phase-1 autoencoders."""
+    state = read_checkpoint(ckpt_path)["state_dict"]
+    weights = {k.removeprefix(f"{prefix}."): v for k, v in state.items()
+               if k.startswith(f"{prefix}.")}
+    if not weights:
+        raise RecipeError(f"{ckpt_path} holds no '{prefix}.*' weights (it has "
+                          f"{sorted({k.split('.')[0] for k in state})}): pick a checkpoint of "
+                          f"the same method")
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        raise RecipeError(f"the '{prefix}' network in {ckpt_path} does not fit this one (trained "
+                          f"with another model.net?): {str(err).splitlines()[0]}") from err
+
+
 def recipe_of(checkpoint: dict, ckpt_path: str | os.PathLike) -> DictConfig:
     """The checkpoint's recipe, checked for format; for checkpoints older than recipes, the
     ``model``/``data``/``eval`` of ``<run>/.hydra/config.yaml`` (``preprocessing`` and

@@ -38,6 +38,10 @@ epochs; Ped2: 50). At the start of the next epoch the centres are initialised by
 K-means on representations of randomly sampled training locations, the autoencoders frozen
 (`STDAEModule.init_centres`). Phase 2 alternates: the autoencoders take a step on Eq. (12) with the
 centres frozen, then the centres take a step on Eq. (11) with the autoencoders frozen (lr 1e-5).
+Phase 1 does not depend on K, so a cluster-count sweep may train it once and start every job
+from its checkpoint (``kmeans.phase1_ckpt`` with ``kmeans.pretrain_epochs=0``; ours, see
+``conf/sweep/stdae_clusters.yaml``): the autoencoders' weights carry over, their Adam moments and
+the epoch counter start afresh, so a job is not bit-identical to an uninterrupted run.
 
 The paper's values: T = 5, 256×256 frames, three ResNet blocks per encoder/decoder, LeakyReLU, no
 batch norm inside blocks (one after each spatial-encoder block), pixel-shuffle upsampling, Adam,
@@ -87,6 +91,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vad.checkpoint import load_submodule
 from vad.data.datamodule import ClipBatch
 from vad.models.base import VADModule, config_section
 from vad.models.blocks.attention import VarianceAttention
@@ -297,6 +302,7 @@ class KMeansConfig:
     seed: int = 0
     minibatch: bool = False  # MiniBatchKMeans instead of KMeans
     n_init: int = 1
+    phase1_ckpt: str | None = None  # start from this checkpoint's autoencoders (ours: for sweeps)
 
 
 @dataclass
@@ -353,6 +359,8 @@ class STDAEModule(VADModule):
         self.score_eps = score_eps
         self.clusters = clusters
         self.net = STDAE(**net, num_frames=clip["length"] - 1)
+        if self.kmeans_cfg.phase1_ckpt:
+            load_submodule(self.net, self.kmeans_cfg.phase1_ckpt, "net")
         self.centres = (nn.Parameter(torch.zeros(clusters, self.net.representation_dim))
                         if clusters > 0 else None)
         self.register_buffer("centres_ready", torch.tensor(False))

@@ -78,6 +78,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vad.checkpoint import load_submodule
 from vad.data.datamodule import ClipBatch
 from vad.models.base import VADModule
 from vad.models.blocks.conv3d_ae import ConvAutoencoder3D, LayerSpec
@@ -193,11 +194,7 @@ class TopHeavyModule(VADModule):
         if training != "plain":
             self.temporal = self.build(**{**net, "in_channels": 2})
         if training == "distill" and self.distill_cfg.teacher_ckpt:
-            state = torch.load(self.distill_cfg.teacher_ckpt, map_location="cpu",
-                               weights_only=False)["state_dict"]
-            self.temporal.load_state_dict({k.removeprefix("temporal."): v
-                                           for k, v in state.items()
-                                           if k.startswith("temporal.")})
+            load_submodule(self.temporal, self.distill_cfg.teacher_ckpt, "temporal")
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         """The spatial network, the only one at inference."""
