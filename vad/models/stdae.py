@@ -74,7 +74,7 @@ on Ped2. Our choices and readings (all configurable, none of them the paper's):
   with the true FIF); ``net.motion=false`` drops the motion AE and scores the FIF reconstruction
   error, keyed to the clip's target frame like every score here (the FIF is T − 1 frames
   earlier: our choice); ``net.attention=false``; ``clusters=0`` (no K-means). Presets:
-  ``conf/model/stdae_ablation/``.
+  ``conf/ablation/stdae/`` (``ablation=stdae/motion``).
 * ``val/loss`` (checkpoint selection) is l_a + l_m without the cluster term, which only exists
   in phase 2; ``val/loss_cluster`` is logged beside it. Paper recipes test the last epoch.
 * "At epoch 100" is ambiguous for Ped2 (150 epochs in all): we count from the start of training
