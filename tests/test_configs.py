@@ -29,6 +29,9 @@ def test_experiment_composes(tmp_path: Path, experiment: str):
     hydra.utils.instantiate(cfg.model, _convert_="object")
     hydra.utils.instantiate(cfg.data, _convert_="object")
     assert cfg.trainer.max_epochs >= 1
+    if experiment.endswith("_cpu"):  # reduced CPU recipes run eager (inductor's CPU backward
+        assert cfg.trainer.accelerator == "cpu"  # segfaulted on STD-AE with torch 2.13)
+        assert not cfg.model.get("compile") and not cfg.model.get("channels_last")
 
 
 def test_unknown_group_value_fails_clearly(tmp_path: Path):
