@@ -5,7 +5,8 @@ checkpoint carries them, so a lone ``.ckpt`` copied anywhere is enough; older ch
 back to ``<run>/.hydra/config.yaml`` next to ``checkpoints/``) unless ``use_run_config=false``;
 ``eval.*``, ``model.*`` and ``data.*`` given on the command line override the recipe's, so the
 same checkpoint can be re-scored with other options (normalisation, smoothing, θ, a method's
-score variant), on data found elsewhere (``data.root=``) or on part of its data
+score variant: ``model=latentpred model.score.kind=r_mse``; Hydra checks a ``model.*`` key
+against the model config named on the command line, DESDnet's when none is), on data found elsewhere (``data.root=``) or on part of its data
 (``data=combined data.test=[ped2]``: one dataset of a combined run). ``model=<another method>``
 fails.
 ``scores_csv=<run>/scores.csv`` re-scores saved scores without any model: the cross-check path.
