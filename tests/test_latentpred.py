@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import REPO, compose_config
+from tests.helpers import REPO, compose_config, tiny_run
 from vad.data.clips import ClipSpec
 from vad.data.datamodule import ClipBatch
 from vad.data.synthetic import SyntheticDataModule
@@ -346,6 +346,24 @@ def test_score_sweep_runs_one_job_per_score(tmp_path: Path):
         config = (tmp_path / job / ".hydra" / "overrides.yaml").read_text()
         kinds.append(next(k for k in SCORE_KINDS if k in config))
     assert sorted(kinds) == sorted(SCORE_KINDS)
+
+
+def test_a_checkpoint_is_rescored_with_another_score_kind(tmp_path: Path):
+    """``vad.evaluate ckpt_path=… model=latentpred model.score.kind=r_mse``: Table 5's other
+    scores of the same weights; the recipe's own kind reproduces the training run's score."""
+    from vad.evaluate import evaluate
+
+    ckpt = tiny_run(tmp_path / "run", "model=latentpred", "model.clip.length=2",
+                    "model.clip.future_offset=1", "model.net.num_blocks=2", "test=true")
+    trained = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    aucs = {}
+    for kind in SCORE_KINDS:
+        metrics = evaluate(compose_config(tmp_path / kind, f"ckpt_path={ckpt}", "model=latentpred",
+                                          f"model.score.kind={kind}", "eval.plots=false",
+                                          config_name="eval"))
+        aucs[kind] = metrics["test/auc_micro"]
+    assert aucs["z_mse"] == pytest.approx(trained["auc_micro"], abs=1e-6)
+    assert aucs["r_mse"] != pytest.approx(aucs["z_mse"], abs=1e-6)
 
 
 def test_l2_penalty_counts_kernels_only():
