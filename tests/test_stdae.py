@@ -322,6 +322,10 @@ def test_score_is_highest_where_both_error_and_cluster_distance_are_high():
     plain.net = FixedOutput(error, r)
     assert torch.allclose(plain.score(make_batch(4, size=16))[:, 0],
                           -frame_regularity(error.abs()), rtol=1e-5)
+    # score_distance=False (our diagnostic): the centres exist, yet the error alone is scored
+    module.score_distance = False
+    assert torch.allclose(module.score(make_batch(4, size=16))[:, 0],
+                          -frame_regularity(error.abs()), rtol=1e-5)
 
 
 def test_ablation_streams_score_what_they_have():

@@ -332,6 +332,9 @@ class STDAEModule(VADModule):
         kmeans: `KMeansConfig` fields.
         loss: `LossConfig` fields.
         score_eps: ε in Eq. (13)'s reciprocal.
+        score_distance: Weight the error by D_u in Eq. (13) (paper); ``False`` scores the error
+            alone, D_u ≡ 1, after training with the centres all the same (ours: a diagnostic that
+            separates the cluster term's effect on training from its effect on the score).
     """
 
     def __init__(
@@ -344,6 +347,7 @@ class STDAEModule(VADModule):
         kmeans: dict | KMeansConfig | None = None,
         loss: dict | LossConfig | None = None,
         score_eps: float = 1e-8,
+        score_distance: bool = True,
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
@@ -357,6 +361,7 @@ class STDAEModule(VADModule):
         self.kmeans_cfg = config_section(KMeansConfig, kmeans)
         self.loss_cfg = config_section(LossConfig, loss)
         self.score_eps = score_eps
+        self.score_distance = score_distance
         self.clusters = clusters
         self.net = STDAE(**net, num_frames=clip["length"] - 1)
         if self.kmeans_cfg.phase1_ckpt:
@@ -484,7 +489,8 @@ class STDAEModule(VADModule):
         """
         out = self.net(batch.clip)
         error = self.error_map(batch.clip, out)
-        distance = self.distance_map(out, tuple(error.shape[-2:]))
+        distance = (self.distance_map(out, tuple(error.shape[-2:])) if self.score_distance
+                    else None)
         return -frame_regularity(error, distance, self.score_eps)[:, None]
 
     # -- phases: K-means initialisation and the LR schedule -----------------------------------------
