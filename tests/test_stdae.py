@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from tests.helpers import REPO, compose_config, tiny_synthetic, tiny_trainer
+from tests.helpers import REPO, compose_config, tiny_run, tiny_synthetic, tiny_trainer
 from vad.data.datamodule import ClipBatch
 from vad.data.synthetic import SyntheticDataModule
 from vad.models.blocks.attention import VarianceAttention, variance_attention_map
@@ -264,6 +264,21 @@ def test_a_cluster_sweep_can_share_one_phase_one_checkpoint(tmp_path: Path):
     wider = {"in_channels": 1, "channels": [8, 8, 8]}
     with pytest.raises(ValueError, match="phase1.ckpt.*does not fit"):
         make_module(clusters=3, net=wider, kmeans={"phase1_ckpt": str(path)})
+
+
+def test_a_checkpoint_started_from_phase_one_does_not_need_that_file(tmp_path: Path):
+    """The phase-1 weights are in the job's own checkpoints: its recipe drops
+    ``kmeans.phase1_ckpt``, so evaluation works after the phase-1 file is gone."""
+    from vad.checkpoint import load_model
+
+    small = ["model=stdae", "model.net.channels=[4,8,8]", "model.kmeans.locations_per_clip=8"]
+    phase1 = tiny_run(tmp_path / "phase1", *small, "model.clusters=0")
+    job = tiny_run(tmp_path / "job", *small, "model.clusters=3", "model.kmeans.pretrain_epochs=0",
+                   f"model.kmeans.phase1_ckpt={phase1}")
+    phase1.unlink()
+    module, recipe = load_model(job)
+    assert recipe.config.model.kmeans.phase1_ckpt is None
+    assert module.clustering and module.centres.shape[0] == 3
 
 
 @pytest.mark.filterwarnings("ignore:.*self.log.*")

@@ -29,6 +29,7 @@ an incompatible recipe format fails with `RecipeError` (one line naming both).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import asdict
@@ -98,13 +99,24 @@ class RecipeCallback(L.Callback):
                        for s in CONFIG_SECTIONS if s in config}
         self.false_alarm_rate = false_alarm_rate
 
-    def recipe(self, datamodule) -> dict:
+    def recipe(self, datamodule, module=None) -> dict:
+        """The recipe; the model keys in ``module.initial_weights`` (checkpoints that initialised
+        a sub-network) are emptied: the checkpoint holds those weights itself, and a checkpoint
+        copied elsewhere must not need the files it started from."""
+        config = copy.deepcopy(self.config)
+        for key in getattr(module, "initial_weights", ()):
+            *parents, leaf = key.split(".")
+            section = config.get("model", {})
+            for name in parents:
+                section = section.get(name) or {}
+            if leaf in section:
+                section[leaf] = None
         return {"format": RECIPE_FORMAT, "vad_version": vad.__version__, "commit": git_commit(),
-                "config": self.config, "preprocessing": preprocessing_of(datamodule),
+                "config": config, "preprocessing": preprocessing_of(datamodule),
                 "calibration": None}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint[RECIPE_KEY] = self.recipe(trainer.datamodule)
+        checkpoint[RECIPE_KEY] = self.recipe(trainer.datamodule, pl_module)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.false_alarm_rate is None:

@@ -60,6 +60,9 @@ class VADModule(L.LightningModule):
     """
 
     clip_target = "last"
+    # Model config keys naming a checkpoint whose weights initialise a sub-network (e.g.
+    # STD-AE's phase-1 autoencoders): dropped from the recipe saved in checkpoints (vad.checkpoint).
+    initial_weights: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -337,6 +337,8 @@ class STDAEModule(VADModule):
             separates the cluster term's effect on training from its effect on the score).
     """
 
+    initial_weights = ("kmeans.phase1_ckpt",)
+
     def __init__(
         self,
         clip: dict,

@@ -169,6 +169,7 @@ class TopHeavyModule(VADModule):
 
     clip_target = "all"
     build = staticmethod(top_heavy_ae)
+    initial_weights = ("distill.teacher_ckpt",)
 
     def __init__(
         self,
