@@ -23,8 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vad.results import markdown_table, read_run  # noqa: E402
@@ -46,7 +44,9 @@ def epochs_done(run_dir: Path) -> int:
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.exists():
         return 0
-    return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
+    from vad.checkpoint import load_checkpoint_file
+
+    return int(load_checkpoint_file(last)["epoch"]) + 1  # weights only: no code runs
 
 
 def run_recipe(name: str, args: argparse.Namespace, deadline: float) -> str:

@@ -88,10 +88,11 @@ def test_checkpoint_carries_its_recipe_and_calibrated_threshold(trained: Path):
     assert pre.clip.length == 5 and pre.clip.target == "last"
     assert recipe.vad_version and recipe.commit
     cal = recipe.calibration
-    scores = np.asarray(cal.validation_scores)
+    scores = np.asarray(cal.scores)
     # The held-out end of each training video: 2 x round(48 * 0.2) frames, of which the first
     # 4 of each are only context (clip length 5).
     assert cal.num_frames == len(scores) == 2 * (10 - 4)
+    assert cal.source == "validation clips"
     assert cal.threshold == pytest.approx(np.quantile(scores, 0.99))
     assert cal.median == pytest.approx(np.median(scores))
 
@@ -159,6 +160,44 @@ def test_evaluate_needs_only_the_checkpoint(trained: Path, tmp_path):
     assert metrics["test/auc_micro"] == pytest.approx(saved["auc_micro"], abs=1e-6)
     module, recipe = load_model(lone)
     assert type(module).__name__ == "DESDnetModule" and not module.training
+
+
+def test_a_run_without_validation_clips_calibrates_on_its_training_clips(footage: Path,
+                                                                          tmp_path):
+    """``data.val_fraction=0`` (the DESDnet recipes): every checkpoint still carries a
+    threshold, from the training clips' scores, and says so; detect needs no threshold=."""
+    run = tmp_path / "run"
+    train(compose_config(run, *TINY, "data.val_fraction=0", "eval.plots=false", "test=false"))
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        cal = load_recipe(ckpt).calibration
+        assert cal is not None and cal.source == "training clips", ckpt.name
+        # Every frame of the 2 training videos after the first 4 (context of a clip of 5).
+        assert cal.num_frames == len(cal.scores) == 2 * (FRAMES - 4)
+        assert cal.threshold == pytest.approx(np.quantile(cal.scores, 0.99))
+    rows = run_detect(tmp_path / "detect", run / "checkpoints" / "last.ckpt", f"input={footage}")
+    assert len(rows) == FRAMES
+    result = json.loads((tmp_path / "detect" / "segments.json").read_text())
+    assert result["calibrated_on"] == "training clips"
+    assert "training clips" in result["threshold_source"]
+    assert result["threshold"] == pytest.approx(
+        load_recipe(run / "checkpoints" / "last.ckpt").calibration.threshold)
+
+
+def test_run_and_checkpoint_record_the_package_versions(trained: Path):
+    import lightning
+    import numpy
+
+    from vad.results import read_run
+
+    for versions in (json.loads((trained / "run.json").read_text())["versions"],
+                     load_recipe(best_checkpoint(trained)).versions):
+        assert versions["torch"] == torch.__version__
+        assert versions["lightning"] == lightning.__version__
+        assert versions["numpy"] == numpy.__version__ and versions["opencv"] == cv2.__version__
+        assert {"python", "hydra-core", "omegaconf", "torchmetrics", "decord", "scipy"} <= set(
+            versions)
+    cells = read_run(trained).cells()
+    assert f"torch {torch.__version__}, lightning {lightning.__version__}" in cells[-1]
 
 
 def test_checkpoint_of_another_method_or_version_fails_clearly(trained: Path, tmp_path):

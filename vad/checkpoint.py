@@ -9,19 +9,33 @@ Every checkpoint `vad.train` writes holds, under ``checkpoint["vad_recipe"]``:
   ``test_window_step`` and ``flow`` (method state such as latentpred's background frame is in the
   state dict already);
 * ``calibration``: the raw-score threshold for `vad.detect`, set at the end of training from
-  normal footage (see below); None when the run had no held-out validation clips;
-* ``vad_version``, ``commit`` and ``format`` (`RECIPE_FORMAT`).
+  normal footage (see below; None only in a checkpoint written during training, before ``fit``
+  ended, or by a run with ``false_alarm_rate=null``);
+* ``vad_version``, ``commit``, ``versions`` (the packages that shape a result,
+  `vad.results.package_versions`) and ``format`` (`RECIPE_FORMAT`).
 
 So ``python -m vad.evaluate ckpt_path=<a lone .ckpt>`` and ``python -m vad.detect`` need nothing
 else. Checkpoints written before recipes existed fall back to ``<run>/.hydra/config.yaml`` next
 to their ``checkpoints/`` folder (`load_recipe`; no preprocessing or calibration then).
 
-Threshold calibration (no test labels): after ``fit``, `RecipeCallback` scores the held-out
-validation clips (the normal end of every training video, `vad.data.datamodule`) with the weights
-of each saved checkpoint, aggregates the clip scores per frame as the evaluation does
-(``eval.window_aggregation``), and stores the validation frames' raw scores, their median and
-the (1 − ``false_alarm_rate``) quantile as ``threshold``: on normal footage like the training
-videos about that fraction of frames exceeds it.
+Threshold calibration (no test labels): after ``fit``, `RecipeCallback` scores normal footage
+with the weights of each saved checkpoint: the held-out validation clips (the normal end of
+every training video, `vad.data.datamodule`), or, in a run without any (``data.val_fraction=0``,
+the DESDnet recipes), the training videos themselves, every window in order
+(`VideoDataModule.calibration_clips`). It aggregates the clip scores per frame as the evaluation
+does (``eval.window_aggregation``) and stores the frames' raw scores, their median, the
+(1 − ``false_alarm_rate``) quantile as ``threshold`` and where the frames came from
+(``source``: ``"validation clips"`` or ``"training clips"``): on normal footage like the training
+videos about that fraction of frames exceeds it. Frames the model was trained on score lower than
+new normal footage, so a threshold from ``"training clips"`` is lower (more false alarms) than one
+from held-out frames; `vad.detect` says which it uses.
+
+Loading is weights-only everywhere (`load_checkpoint_file`): tensors, containers, numbers and
+strings, and the globals of `SAFE_GLOBALS` (none today: every checkpoint `vad.train` writes holds
+plain data only), never arbitrary pickled objects, which could run code while being read. The
+commands read a checkpoint themselves with it, and the Trainers `vad.train`/`vad.evaluate` build
+read ``ckpt_path=`` (resume, test) through `SafeCheckpointIO`; a file holding anything else
+fails with `UnsafeCheckpointError`, one line naming the objects.
 
 `load_recipe` and `load_model` are the functions to call; a checkpoint of another method or of
 an incompatible recipe format fails with `RecipeError` (one line naming both).
@@ -39,11 +53,12 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 import vad
 from vad.evaluation.scores import aggregate_window_scores
-from vad.results import atomic_path, git_commit
+from vad.results import atomic_path, git_commit, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +69,19 @@ RECIPE_FORMAT = 1
 CONFIG_SECTIONS = ("model", "data", "eval")
 
 
+# Globals (classes, functions) a checkpoint may hold beyond torch's weights-only set (tensors,
+# containers, numbers, strings): none, since vad.train writes plain data only (OmegaConf objects
+# become dicts, NumPy RNG keys tensors: `vad.utils.rng`). Add here, never load with
+# weights_only set to False.
+SAFE_GLOBALS: tuple = ()
+
+
 class RecipeError(ValueError):
     """A checkpoint that cannot be used as asked (another method, another format, no recipe)."""
+
+
+class UnsafeCheckpointError(RecipeError):
+    """A checkpoint holding pickled objects outside the weights-only allow-list."""
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -72,15 +98,18 @@ def preprocessing_of(datamodule) -> dict:
     }
 
 
-def calibration_of(scores: np.ndarray, false_alarm_rate: float) -> dict:
-    """The raw-score threshold exceeded by ``false_alarm_rate`` of the normal ``scores``."""
+def calibration_of(scores: np.ndarray, false_alarm_rate: float,
+                   source: str = "validation clips") -> dict:
+    """The raw-score threshold exceeded by ``false_alarm_rate`` of the normal ``scores``, which
+    come from ``source`` (``"validation clips"`` or ``"training clips"``)."""
     if not 0 < false_alarm_rate < 1:
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     return {"false_alarm_rate": float(false_alarm_rate),
             "threshold": float(np.quantile(scores, 1 - false_alarm_rate)),
             "median": float(np.median(scores)),
             "num_frames": len(scores),
-            "validation_scores": [float(s) for s in scores]}
+            "source": source,
+            "scores": [float(s) for s in scores]}
 
 
 class RecipeCallback(L.Callback):
@@ -112,7 +141,7 @@ class RecipeCallback(L.Callback):
             if leaf in section:
                 section[leaf] = None
         return {"format": RECIPE_FORMAT, "vad_version": vad.__version__, "commit": git_commit(),
-                "config": config, "preprocessing": preprocessing_of(datamodule),
+                "versions": package_versions(), "config": config, "preprocessing": preprocessing_of(datamodule),
                 "calibration": None}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
@@ -127,39 +156,39 @@ class RecipeCallback(L.Callback):
         if not paths:
             return
         datamodule = trainer.datamodule
-        if len(datamodule.datasets.get("val", ())) == 0:
-            log.warning("no validation clips (data.val_fraction=0): the checkpoints carry no "
-                        "calibrated threshold; vad.detect then needs threshold=")
-            return
+        source, dataset = datamodule.calibration_clips()
+        if source == "training clips":
+            log.info("no validation clips (data.val_fraction=0): the threshold is calibrated on "
+                     "the training clips' scores")
         final = {k: v.clone() for k, v in pl_module.state_dict().items()}
         how = self.config.get("eval", {}).get("window_aggregation", "mean")
         for path in paths:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            checkpoint = load_checkpoint_file(path)
             pl_module.load_state_dict(checkpoint["state_dict"])
-            scores = validation_scores(pl_module, datamodule, how)
+            scores = normal_scores(pl_module, datamodule, dataset, how)
             if trainer.is_global_zero:
-                checkpoint[RECIPE_KEY]["calibration"] = calibration_of(scores,
-                                                                       self.false_alarm_rate)
+                checkpoint[RECIPE_KEY]["calibration"] = calibration_of(
+                    scores, self.false_alarm_rate, source)
                 save_atomic(checkpoint, path)
-                log.info("%s: threshold %.6g (%.1f%% false alarms on %d validation frames)",
+                log.info("%s: threshold %.6g (%.1f%% false alarms on %d frames of the %s)",
                          path.name, checkpoint[RECIPE_KEY]["calibration"]["threshold"],
-                         100 * self.false_alarm_rate, len(scores))
+                         100 * self.false_alarm_rate, len(scores), source)
         pl_module.load_state_dict(final)
         trainer.strategy.barrier()
 
 
 @torch.no_grad()
-def validation_scores(module, datamodule, window_aggregation: str = "mean") -> np.ndarray:
-    """Raw per-frame scores of the validation clips (normal frames), aggregated over the clips
-    that score each frame as the evaluation does."""
+def normal_scores(module, datamodule, dataset, window_aggregation: str = "mean") -> np.ndarray:
+    """Raw per-frame scores of ``dataset``'s clips (normal frames: `calibration_clips`),
+    aggregated over the clips that score each frame as the evaluation does."""
     rows = []
-    for batch in module.training_batches(loader=datamodule.val_dataloader()):
+    for batch in module.training_batches(loader=datamodule.eval_loader(dataset)):
         n_targets = batch.frames.shape[1]
         rows.append(torch.stack([batch.video.repeat_interleave(n_targets).double().cpu(),
                                  batch.frames.reshape(-1).double().cpu(),
                                  module.score(batch).float().reshape(-1).double().cpu()], 1))
     rows = torch.cat(rows).numpy()
-    lengths = [int(n) for n in datamodule.datasets["val"].store.lengths]
+    lengths = [int(n) for n in dataset.store.lengths]
     per_video = aggregate_window_scores(rows[:, 0].astype(int), rows[:, 1].astype(int),
                                         rows[:, 2], lengths, window_aggregation)
     scores = np.concatenate(per_video)
@@ -173,16 +202,54 @@ def save_atomic(checkpoint: dict, path: Path) -> None:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
-    """The checkpoint file as a dict (on the CPU); a clear error when it is missing or not one."""
+def unsafe_globals(path: Path) -> list[str]:
+    """The globals a checkpoint file would import that the weights-only loader refuses (read
+    from the pickle without running it; empty when the file cannot be scanned)."""
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: the load itself says what is wrong
+        return []
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS if hasattr(g, "__module__")}
+    return [name for name in found if name not in allowed]
+
+
+def load_checkpoint_file(ckpt_path: str | os.PathLike, map_location="cpu") -> dict:
+    """``torch.load`` with ``weights_only=True`` and `SAFE_GLOBALS`: the one way any part of vad
+    reads a checkpoint. A file that holds other pickled objects (code may run when they are
+    unpickled) fails with `UnsafeCheckpointError`, naming them, before anything is unpickled;
+    other unreadable files with `RecipeError`."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path} (set ckpt_path=...)")
+    refused = unsafe_globals(path)
+    if refused:
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds pickled Python objects outside the weights-only "
+            f"allow-list ({', '.join(refused[:5])}), which could run code when loaded; "
+            f"checkpoints written by vad.train hold none, so this file was made or changed "
+            f"elsewhere")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # pickle, zip and torch errors all mean "not a checkpoint we read"
-        raise RecipeError(f"cannot read checkpoint {path}: {type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''}") from err
+        message = str(err).splitlines()[0] if str(err) else ""
+        kind = UnsafeCheckpointError if "Weights only load failed" in str(err) else RecipeError
+        raise kind(f"cannot read checkpoint {path}: {type(err).__name__}: {message}") from err
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, loading through `load_checkpoint_file` (weights only, whatever
+    the caller asks): the Trainer plugin with which ``fit(ckpt_path=...)`` (resume) and
+    ``test(ckpt_path=...)`` read a checkpoint. Saving is unchanged."""
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return load_checkpoint_file(path, "cpu" if map_location is None else map_location)
+
+
+def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
+    """The checkpoint file as a dict (on the CPU); a clear error when it is missing or not one."""
+    path = Path(ckpt_path)
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise RecipeError(f"{path} is not a Lightning checkpoint (no state_dict)")
     return checkpoint

@@ -265,8 +265,11 @@ def detect(cfg: DictConfig) -> dict:
     if cfg.render:
         datamodule.setup("predict")
         render(output_dir, model, datamodule, results, how, device)
+    calibration = recipe.calibration
     summary = {"ckpt_path": str(cfg.ckpt_path), "method": method, "input": str(cfg.input),
-               "stream": bool(cfg.stream)}
+               "stream": bool(cfg.stream),
+               "calibrated_on": (None if cfg.threshold is not None or not calibration
+                                 else calibration.get("source", "validation clips"))}
     (output_dir / "plots").mkdir(exist_ok=True)
     for result in results:
         write_plot(output_dir / "plots" / f"{result.name}.png", result)

@@ -301,7 +301,7 @@ class Threshold:
     """A raw-score threshold and the reference the normalised score is measured from.
 
     ``normalized = (raw − reference) / (value − reference)``: 0 at the reference (the median raw
-    score of the normal validation frames; 0 without a calibration) and 1 at the threshold, so a
+    score of the normal calibration frames; 0 without a calibration) and 1 at the threshold, so a
     frame is anomalous when its normalised score exceeds 1, whatever the method's score units.
     """
 
@@ -316,22 +316,32 @@ class Threshold:
 def resolve_threshold(calibration, threshold: float | None, false_alarm_rate: float | None
                       ) -> Threshold:
     """``threshold=`` as given, else the checkpoint's calibrated one, recomputed from its stored
-    validation scores when another ``false_alarm_rate`` is asked for."""
+    normal scores when another ``false_alarm_rate`` is asked for. The source says which normal
+    frames the calibration used (`vad.checkpoint`: held-out validation clips, or the training
+    clips of a run without any)."""
     reference = float(calibration["median"]) if calibration else 0.0
     if threshold is not None:
         value, source = float(threshold), "given (threshold=)"
     elif not calibration:
-        raise InputError("the checkpoint has no calibrated threshold (trained without "
-                         "validation clips, or before vad stored one): give threshold=<raw score>")
+        raise InputError("the checkpoint has no calibrated threshold (written before vad "
+                         "calibrated every checkpoint, or by a run with false_alarm_rate=null): "
+                         "give threshold=<raw score> (the score column of the run's scores.csv "
+                         "is in the same units), or retrain")
     else:
         rate = calibration["false_alarm_rate"] if false_alarm_rate is None else false_alarm_rate
         if not 0 < rate < 1:
             raise InputError(f"false_alarm_rate must be in (0, 1), got {rate}")
+        # "validation_scores": checkpoints from before calibration could use training clips.
+        stored = calibration.get("scores", calibration.get("validation_scores"))
         value = (float(calibration["threshold"]) if false_alarm_rate is None else
-                 float(np.quantile(np.asarray(calibration["validation_scores"]), 1 - rate)))
-        source = (f"calibrated: exceeded by {100 * rate:g}% of the "
-                  f"{calibration['num_frames']} normal validation frames")
+                 float(np.quantile(np.asarray(stored), 1 - rate)))
+        frames = calibration.get("source", "validation clips")
+        source = (f"calibrated: exceeded by {100 * rate:g}% of the {calibration['num_frames']} "
+                  f"normal frames of the {frames}")
+        if frames == "training clips":
+            source += (" (the run held none out: frames it was trained on, so expect more "
+                       "false alarms than the rate on new footage)")
     if value == reference:
         raise InputError(f"threshold {value:g} equals the reference score (the median normal "
-                         f"validation score): give another threshold=")
+                         f"calibration score): give another threshold=")
     return Threshold(value, reference, source)

@@ -1,7 +1,8 @@
 """Run folders → result rows: ``python -m vad.results RUN_DIR... [--append docs/results.md]``.
 
 Every ``vad.train``/``vad.evaluate`` run writes ``run.json`` beside its ``metrics.json``: the
-command, the commit, the machine, start and end, the wall time (summed over the commands of a
+command, the commit, the machine, the versions of the packages that shape a result
+(`package_versions`), start and end, the wall time (summed over the commands of a
 run resumed in the same folder) and a status. This module reads those two files back and writes
 the rows of ``docs/results.md`` and of a sweep's ``summary.csv``/``summary.md``
 (`vad.utils.sweep.SweepSummary`), so that no number is copied by hand: one implementation from
@@ -58,6 +59,45 @@ def machine() -> str:
     return ", ".join(parts)
 
 
+# The packages whose versions can change a result (import name or distribution → the name
+# shown); ``python`` and, with a GPU, ``cuda``/``cudnn`` are added.
+RESULT_PACKAGES = {"torch": "torch", "lightning": "lightning", "hydra-core": "hydra-core",
+                   "omegaconf": "omegaconf", "numpy": "numpy", "cv2": "opencv",
+                   "torchmetrics": "torchmetrics", "decord": "decord", "scipy": "scipy",
+                   "scikit-learn": "scikit-learn", "einops": "einops"}
+
+
+def package_versions() -> dict[str, str]:
+    """``{package: version}`` of Python and the packages that shape a result (`RESULT_PACKAGES`;
+    missing ones are left out), plus CUDA and cuDNN when torch sees a GPU. Written into
+    ``run.json`` and every checkpoint's recipe."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name, shown in RESULT_PACKAGES.items():
+        try:
+            if name == "cv2":  # one of several opencv-* distributions: ask the module
+                import cv2
+
+                versions[shown] = cv2.__version__
+            else:
+                versions[shown] = metadata.version(name)
+        except (ImportError, metadata.PackageNotFoundError):
+            continue
+    import torch
+
+    if torch.cuda.is_available():
+        versions["cuda"] = str(torch.version.cuda)
+        versions["cudnn"] = str(torch.backends.cudnn.version())
+    return versions
+
+
+def versions_line(versions: dict[str, str]) -> str:
+    """The short form a result row shows: ``torch 2.13.0, lightning 2.6.6, numpy 2.3.1``."""
+    return ", ".join(f"{name} {versions[name]}" for name in ("torch", "lightning", "numpy")
+                     if name in versions)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, so writers that go by it still work) to
@@ -91,6 +131,7 @@ class RunRecord:
         self.task = task
         self.started = 0.0
         self.previous = {"wall_s": 0.0, "commands": 0}
+        self.versions = package_versions()
 
     def start(self) -> None:
         self.started = time.time()
@@ -113,6 +154,7 @@ class RunRecord:
             "overrides": self.overrides,
             "commit": git_commit(),
             "machine": machine(),
+            "versions": self.versions,
             "started": self._iso(self.started),
             "finished": self._iso(now) if status != "running" else None,
             "status": status,
@@ -140,8 +182,10 @@ class ResultRow:
     error: str = ""                   # a failed run's error, first line
     wall_s: float = 0.0
 
+    versions: str = ""                # `versions_line` of run.json's versions
+
     HEADER = ("run", "command", "commit", "machine", "wall time", "auc_micro", "auc_micro_raw",
-              "auc_macro (videos)", "eer", "inference frames/s")
+              "auc_macro (videos)", "eer", "inference frames/s", "versions")
     SUMMARY_HEADER = ("job", "overrides", "status", "auc_micro", "auc_micro_raw",
                       "auc_macro (videos)", "eer", "wall time")
     METRIC_KEYS = ("auc_micro", "auc_micro_raw", "auc_macro", "eer")
@@ -159,12 +203,13 @@ class ResultRow:
     def cells(self) -> list[str]:
         m = self.metrics
         fps = f"{m['inference_fps']:.1f}" if "inference_fps" in m else "—"
+        versions = self.versions or "—"
         if self.status != "ok":
             return [self.name, f"`{self.command}`", self.commit, self.machine, self.wall,
-                    f"**{self.status}**", "", "", "", ""]
+                    f"**{self.status}**", "", "", "", "", versions]
         return [self.name, f"`{self.command}`", self.commit, self.machine, self.wall,
                 self._auc("auc_micro"), self._auc("auc_micro_raw"), self._macro(),
-                self._auc("eer"), fps]
+                self._auc("eer"), fps, versions]
 
     def summary_status(self) -> str:
         return f"{self.status}: {self.error}" if self.error else self.status
@@ -230,7 +275,7 @@ def read_run(run_dir: Path) -> ResultRow:
     overrides = tuple(o for o in info.get("overrides", []) if not o.startswith(BOOKKEEPING_PREFIXES))
     return ResultRow(run_dir.name, display_command(info), info.get("commit", "unknown"),
                      info.get("machine", ""), wall, status, metrics, overrides, error,
-                     info.get("wall_s", 0.0))
+                     info.get("wall_s", 0.0), versions_line(info.get("versions", {})))
 
 
 def markdown_table(rows: list[ResultRow], summary: bool = False) -> str:

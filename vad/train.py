@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
-from vad.checkpoint import RecipeCallback
+from vad.checkpoint import RecipeCallback, SafeCheckpointIO
 from vad.evaluation.evaluator import FrameEvaluator
 from vad.resume import checkpoint_file
 from vad.utils import (
@@ -37,7 +37,8 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 def build(cfg: DictConfig):
     """Datamodule, model, trainer (with the evaluator and the checkpoint recipe appended
-    unconditionally) from ``cfg``, after the config checks (`vad.utils.validate`), before any
+    unconditionally, and checkpoints read weights-only: `vad.checkpoint.SafeCheckpointIO`) from
+    ``cfg``, after the config checks (`vad.utils.validate`), before any
     callback or logger exists."""
     check_config(cfg)
     # Plain dicts/lists, so that checkpoints hold no OmegaConf objects (weights-only loading).
@@ -48,7 +49,9 @@ def build(cfg: DictConfig):
     recipe = RecipeCallback(cfg, cfg.get("false_alarm_rate"))  # every checkpoint carries its recipe
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), evaluator, recipe]
     loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    # Resume (fit(ckpt_path=)) and test(ckpt_path=) read checkpoints weights-only.
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
+                                                 plugins=[SafeCheckpointIO()])
     return datamodule, model, trainer, evaluator
 
 

@@ -467,8 +467,27 @@ class VideoDataModule(L.LightningDataModule):
                                      cover_end=True)
             self.datasets["test"] = ClipDataset(store, index, self.spec, flow_store)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
+    def calibration_clips(self) -> tuple[str, ClipDataset]:
+        """Normal footage to calibrate a detection threshold on (`vad.checkpoint`), as
+        ``(source, clips)``: ``("validation clips", the val split)``, or in a run without one
+        (``val_fraction=0``) ``("training clips", every window of the training videos, window
+        step 1, in order)``. Needs the ``fit`` setup."""
+        val = self.datasets["val"]
+        if len(val):
+            return "validation clips", val
+        train = self.datasets["train"]
+        first = 1 if train.flow_store is not None else 0  # frame 0 has no flow
+        ranges = [(i, first, cut) for i, cut in
+                  enumerate(self._validation_cut(n) for n in train.store.lengths)]
+        return "training clips", ClipDataset(train.store, build_clip_index(ranges, self.spec),
+                                             self.spec, train.flow_store)
+
+    def eval_loader(self, dataset: ClipDataset) -> DataLoader:
+        """An in-order loader of ``dataset`` with the evaluation batch size."""
+        return self._loader(dataset, shuffle=False)
+
+    def _loader(self, split: str | ClipDataset, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split] if isinstance(split, str) else split
         return (ResumableDataLoader if shuffle else DataLoader)(
             dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
