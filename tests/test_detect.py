@@ -130,10 +130,13 @@ def test_detect_equals_the_evaluation_and_streaming(trained: Path, footage: Path
                                [float(r["score"]) for r in rows[4:]], rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["convstae", "latentpred"])
-def test_streaming_equals_batched(method: str, tmp_path):
+@pytest.mark.parametrize(("method", "chunk", "step"), [
+    ("convstae", 1, 1), ("convstae", 7, 1), ("convstae", 4, 3), ("latentpred", 1, 1),
+    ("latentpred", 5, 1)])
+def test_streaming_equals_batched(method: str, chunk: int, step: int, tmp_path):
     """Window autoencoders (every frame in T windows: released T − 1 frames late) and latent
-    prediction's own streaming scorer give the batched scores (untrained weights suffice)."""
+    prediction's own streaming scorer give the batched scores (untrained weights suffice),
+    frame by frame or ``chunk`` frames at a time, for every window or every ``step``-th."""
     cfg = compose_config(tmp_path, f"model={method}", "data.size=32", "data.image_size=[32,32]")
     torch.manual_seed(0)
     model = instantiate(cfg.model, _convert_="object").eval()
@@ -141,14 +144,30 @@ def test_streaming_equals_batched(method: str, tmp_path):
         model.net.set_background(torch.full((1, 32, 32), 0.4))
     (record,) = generate_split(0, 1, 30, 32, anomalous=True)
     pre = {"clip": dict(cfg.model.clip), "image_size": [32, 32], "grayscale": True,
-           "value_range": [0.0, 1.0], "test_window_step": 1}
+           "value_range": [0.0, 1.0], "test_window_step": step}
     datamodule = FootageDataModule([record], eval_batch_size=8, **{k: v for k, v in pre.items()})
     batched = batch_scores(tiny_trainer(1), model, datamodule)[0]
-    streamed = stream_video(model, record, pre, "mean", "cpu")
+    streamed = stream_video(model, record, pre, "mean", "cpu", chunk=chunk)
     assert np.array_equal(np.isnan(batched), np.isnan(streamed))
     span = (10 if method == "convstae" else 8 + 6)  # all targets: every frame; next: t = k + 6
     assert (~np.isnan(batched)).sum() == (30 if method == "convstae" else 30 - (span - 1))
     np.testing.assert_allclose(streamed, batched, rtol=1e-5)
+
+
+def test_heatmap_video_keeps_the_input_aspect_ratio(trained: Path, tmp_path):
+    """A 48x32 input to a 32x32 model renders 3:2 (enlarged to 256 wide), not square."""
+    (record,) = generate_split(0, 1, 12, SIZE, anomalous=True)
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    for i, frame in enumerate(record.source):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(frame[..., 0], (48, 32)))
+    run_detect(tmp_path / "out", best_checkpoint(trained), f"input={folder}", "render=true")
+    video = cv2.VideoCapture(str(tmp_path / "out" / "wide.mp4"))
+    width, height = (int(video.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH,
+                                                  cv2.CAP_PROP_FRAME_HEIGHT))
+    ok, frame = video.read()
+    assert ok and frame.shape[:2] == (height, width) == (170, 256)
+    assert width / height == pytest.approx(48 / 32, rel=0.01)
 
 
 def test_evaluate_needs_only_the_checkpoint(trained: Path, tmp_path):

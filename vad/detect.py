@@ -19,9 +19,9 @@ at the threshold; a frame is ``anomalous`` when its raw score exceeds the thresh
 Outputs, in the run dir (each written through a temporary file and renamed, after all scoring):
 ``scores.csv`` (video, frame, time, score, score_normalized, anomalous; frames no window reaches
 have no score), ``segments.json`` (runs of anomalous frames: start/end frame and time, peak
-score), ``plots/<video>.png`` and, with ``render=true``, ``<video>.mp4``: the frames at the
-model's resolution with the method's per-pixel error as a heat-map (methods with an
-`error_map`: desdnet, convstae).
+score), ``plots/<video>.png`` and, with ``render=true``, ``<video>.mp4``: the frames the model saw
+with the method's per-pixel error as a heat-map (methods with an `error_map`: desdnet,
+convstae), at the input video's aspect ratio (`render_size`).
 """
 
 from __future__ import annotations
@@ -131,9 +131,11 @@ def write_plot(path: Path, result: VideoResult) -> None:
 
 
 # -- render=true -----------------------------------------------------------------------------------
-def overlay(frame: np.ndarray, heat: np.ndarray | None, flagged: bool, zoom: int) -> np.ndarray:
-    """A BGR frame ``(zoom·H, zoom·W, 3)``: the grey/RGB frame with ``heat`` (in [0, 1], or None)
-    as a JET colour map on top, and a red border when the frame is flagged."""
+def overlay(frame: np.ndarray, heat: np.ndarray | None, flagged: bool,
+            size: tuple[int, int]) -> np.ndarray:
+    """A BGR frame ``(height, width, 3)`` for ``size = (width, height)``: the grey/RGB frame
+    with ``heat`` (in [0, 1], or None) as a JET colour map on top, resized to ``size``, and a
+    red border when the frame is flagged."""
     import cv2
 
     image = frame[..., 0] if frame.shape[-1] == 1 else frame
@@ -142,10 +144,19 @@ def overlay(frame: np.ndarray, heat: np.ndarray | None, flagged: bool, zoom: int
     if heat is not None:
         colours = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
         image = cv2.addWeighted(image, 0.55, colours, 0.45, 0)
-    image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     if flagged:
         cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), (0, 0, 255), 3)
     return image
+
+
+def render_size(source: tuple[int, int], least: int = 256) -> tuple[int, int]:
+    """``(width, height)`` of a rendered video for input frames ``source = (height, width)``:
+    the input's aspect ratio (not the model's square input), enlarged until the longer side is
+    at least ``least``, even numbers (for the codec)."""
+    height, width = source
+    scale = max(1.0, least / max(height, width))
+    return (2 * max(1, round(width * scale / 2)), 2 * max(1, round(height * scale / 2)))
 
 
 class HeatmapVideo:
@@ -153,13 +164,11 @@ class HeatmapVideo:
     colours run from 0 to the largest error seen so far in the video."""
 
     def __init__(self, path: Path, frames: np.ndarray, flagged: np.ndarray, fps: float,
-                 zoom: int) -> None:
+                 size: tuple[int, int]) -> None:
         import cv2
 
-        self.frames, self.flagged, self.zoom = frames, flagged, zoom
-        height, width = frames.shape[1:3]
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                      (width * zoom, height * zoom))
+        self.frames, self.flagged, self.size = frames, flagged, size
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         self.written, self.scale = 0, 0.0
 
     def write_until(self, last: int, maps: dict[int, np.ndarray]) -> None:
@@ -169,7 +178,7 @@ class HeatmapVideo:
                 self.scale = max(self.scale, float(heat.max()))
                 heat = heat / self.scale if self.scale > 0 else heat
             self.writer.write(overlay(self.frames[frame], heat, bool(self.flagged[frame]),
-                                      self.zoom))
+                                      self.size))
         self.written = max(self.written, last + 1)
 
     def close(self) -> None:
@@ -178,11 +187,11 @@ class HeatmapVideo:
 
 @torch.no_grad()
 def render(output_dir: Path, model, datamodule: FootageDataModule, results: list[VideoResult],
-           how: str, device: torch.device) -> None:
+           how: str, device: torch.device, source_sizes: list[tuple[int, int]]) -> None:
     """``<video>.mp4`` per input video (`HeatmapVideo`): each frame with its per-pixel error map,
-    combined over the windows that score the frame as its score is."""
+    combined over the windows that score the frame as its score is, at the input video's
+    aspect ratio (``source_sizes``: its ``(height, width)``; `render_size`)."""
     dataset = datamodule.datasets["test"]
-    zoom = max(1, 256 // max(dataset.frame_size))
     model.to(device).eval()
     for video, result in enumerate(results):
         frames = dataset.store.video(video)
@@ -190,7 +199,8 @@ def render(output_dir: Path, model, datamodule: FootageDataModule, results: list
         clips = np.flatnonzero(dataset.index[:, 0] == video)
         accumulator = FrameAccumulator(how)
         with atomic_path(output_dir / f"{result.name}.mp4") as tmp:
-            out = HeatmapVideo(tmp, frames, result.anomalous, result.fps, zoom)
+            out = HeatmapVideo(tmp, frames, result.anomalous, result.fps,
+                               render_size(source_sizes[video]))
             try:
                 for chunk in np.array_split(clips, max(1, len(clips) // datamodule.eval_batch_size)):
                     if len(chunk) == 0:
@@ -234,8 +244,8 @@ def detect(cfg: DictConfig) -> dict:
     threshold = resolve_threshold(recipe.calibration, cfg.threshold, cfg.false_alarm_rate)
     pre = recipe.preprocessing
     records = input_records(str(cfg.input))
-    for record in records:
-        check_resolution(record, pre.image_size, pre.grayscale, cfg.max_upscale)
+    source_sizes = [check_resolution(record, pre.image_size, pre.grayscale, cfg.max_upscale)
+                    for record in records]
     how = recipe.config.eval.window_aggregation
     device = device_of(cfg.device)
     datamodule = FootageDataModule(
@@ -250,8 +260,8 @@ def detect(cfg: DictConfig) -> dict:
             raise InputError(f"stream=true does not compute optical flow, which this {method} "
                              f"checkpoint reads at test time: use stream=false")
         model.to(device)
-        raw_scores = [stream_video(model, r, pre, how, device, onset_logger(r.name, threshold))
-                      for r in records]
+        raw_scores = [stream_video(model, r, pre, how, device, onset_logger(r.name, threshold),
+                                   chunk=int(cfg.stream_chunk)) for r in records]
     else:
         trainer = L.Trainer(accelerator=device.type, devices=1, logger=False,
                             enable_checkpointing=False, enable_model_summary=False,
@@ -264,7 +274,7 @@ def detect(cfg: DictConfig) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.render:
         datamodule.setup("predict")
-        render(output_dir, model, datamodule, results, how, device)
+        render(output_dir, model, datamodule, results, how, device, source_sizes)
     calibration = recipe.calibration
     summary = {"ckpt_path": str(cfg.ckpt_path), "method": method, "input": str(cfg.input),
                "stream": bool(cfg.stream),

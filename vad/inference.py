@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import glob
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +102,10 @@ def frame_rate(record: VideoRecord) -> float:
 
 
 def check_resolution(record: VideoRecord, image_size: Sequence[int], grayscale: bool,
-                     max_upscale: float) -> None:
-    """Raise `InputError` when the model would see ``record``'s frames enlarged by more than
-    ``max_upscale`` (detail it was trained on that the footage does not have)."""
+                     max_upscale: float) -> tuple[int, int]:
+    """``record``'s frame size ``(height, width)``; raise `InputError` when the model would see
+    its frames enlarged by more than ``max_upscale`` (detail it was trained on that the footage
+    does not have)."""
     first = next(iter_record_batches(record, None, grayscale, batch_size=1))
     height, width = first.shape[1:3]
     need_h, need_w = (math.ceil(s / max_upscale) for s in image_size)
@@ -114,6 +114,7 @@ def check_resolution(record: VideoRecord, image_size: Sequence[int], grayscale: 
                          f"{height}; the model takes {image_size[1]}x{image_size[0]} frames, "
                          f"more than {max_upscale:g}x enlarged: use footage of at least "
                          f"{need_w}x{need_h} (or raise max_upscale)")
+    return int(height), int(width)
 
 
 class FootageDataModule(VideoDataModule):
@@ -188,8 +189,12 @@ class FrameAccumulator:
 
 
 class ClipStream:
-    """A ring buffer of one clip span: push uint8 frames ``(H, W, C)``, get back the
-    ``(frame, raw score)`` pairs that became final (see the module docstring).
+    """A ring buffer of frames: push uint8 frames ``(H, W, C)`` or a chunk ``(n, H, W, C)``, get
+    back the ``(frame, raw score)`` pairs that became final (see the module docstring).
+
+    Each frame is converted to float once, as it arrives (not once per window holding it); the
+    windows a push completes are scored together, in batches of at most ``max_windows`` (one
+    window per push when frames come one at a time). Scores are those of the batched path.
 
     Args:
         model: A method in eval mode, on ``device``.
@@ -198,29 +203,46 @@ class ClipStream:
         window_step: Frames between window starts (the recipe's ``test_window_step``).
         how: Window aggregation.
         device: Where frames are held and scored.
+        max_windows: The most windows scored in one forward pass.
     """
 
     def __init__(self, model, spec: ClipSpec, value_range: Sequence[float], window_step: int = 1,
-                 how: str = "mean", device: torch.device | str = "cpu") -> None:
+                 how: str = "mean", device: torch.device | str = "cpu",
+                 max_windows: int = 32) -> None:
         self.model, self.value_range, self.window_step = model, tuple(value_range), window_step
         self.device = torch.device(device)
         self.span = spec.span()
         self.positions = spec.offsets * spec.dilation
         self.targets = self.positions[spec.target_positions]
-        self.buffer: deque[torch.Tensor] = deque(maxlen=self.span)
+        self.max_windows = max_windows
+        self.frames: list[torch.Tensor] = []  # float (C, H, W), frames self.first, ...
+        self.first = 0
         self.accumulator = FrameAccumulator(how)
         self.count = 0
+        self.next_start = 0
         self.last_start = -1
 
     @torch.no_grad()
-    def push(self, frame: np.ndarray) -> list[tuple[int, float]]:
-        self.buffer.append(torch.from_numpy(np.ascontiguousarray(frame)).to(self.device))
-        self.count += 1
-        start = self.count - self.span
-        if start < 0 or start % self.window_step:
+    def push(self, frames: np.ndarray) -> list[tuple[int, float]]:
+        frames = np.asarray(frames)
+        frames = frames[None] if frames.ndim == 3 else frames
+        raw = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]
+        converted = float_clips(ClipBatch(raw, None, None, None), self.value_range).clip[0]
+        self.frames.extend(converted.unbind(1))  # (C, n, H, W) → n frames (C, H, W)
+        self.count += len(frames)
+        starts = np.arange(self.next_start, self.count - self.span + 1, self.window_step)
+        if len(starts) == 0:
             return []
-        self._score(start)
-        return self.accumulator.release(upto=start)
+        for chunk in range(0, len(starts), self.max_windows):
+            self._score(starts[chunk:chunk + self.max_windows])
+        self.next_start = int(starts[-1]) + self.window_step
+        # Frames before the next window's start, and before the window flush with the end
+        # (`finish`) if no frame came after these, are read by no later window.
+        drop = min(self.next_start, self.count - self.span) - self.first
+        if drop > 0:
+            del self.frames[:drop]
+            self.first += drop
+        return self.accumulator.release(upto=int(starts[-1]))
 
     @torch.no_grad()
     def finish(self) -> list[tuple[int, float]]:
@@ -228,18 +250,19 @@ class ClipStream:
         end, which a test split adds too: ``cover_end``)."""
         start = self.count - self.span
         if start >= 0 and start != self.last_start:
-            self._score(start)
+            self._score(np.array([start]))
         return self.accumulator.release()
 
-    def _score(self, start: int) -> None:
-        clip = torch.stack([self.buffer[int(p)] for p in self.positions])[None]
-        targets = start + self.targets
-        zero = torch.zeros(1, dtype=torch.long)
-        batch = float_clips(ClipBatch(clip, zero, torch.from_numpy(targets)[None], zero),
-                            self.value_range)
-        scores = self.model.score(batch).float().reshape(-1).cpu().double().numpy()
-        self.accumulator.add(targets, [float(s) for s in scores])
-        self.last_start = start
+    def _score(self, starts: np.ndarray) -> None:
+        clip = torch.stack([torch.stack([self.frames[int(s + p) - self.first]
+                                         for p in self.positions], dim=1) for s in starts])
+        targets = starts[:, None] + self.targets[None]
+        zeros = torch.zeros(len(starts), dtype=torch.long)
+        batch = ClipBatch(clip, zeros, torch.from_numpy(targets), zeros)
+        scores = self.model.score(batch).float().cpu().double().numpy()
+        for window_targets, window_scores in zip(targets, scores):
+            self.accumulator.add(window_targets, [float(s) for s in window_scores])
+        self.last_start = int(starts[-1])
 
 
 class LatentStream:
@@ -252,13 +275,18 @@ class LatentStream:
         self.count = 0
 
     @torch.no_grad()
-    def push(self, frame: np.ndarray) -> list[tuple[int, float]]:
-        raw = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)[None, None]
-        zero = torch.zeros(1, dtype=torch.long)
-        image = float_clips(ClipBatch(raw, zero, zero[None], zero), self.value_range).clip[:, :, 0]
-        score = self.scorer.step(image)
-        self.count += 1
-        return [] if score is None else [(self.count - 1, float(score[0]))]
+    def push(self, frames: np.ndarray) -> list[tuple[int, float]]:
+        frames = np.asarray(frames)
+        frames = frames[None] if frames.ndim == 3 else frames
+        raw = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]
+        images = float_clips(ClipBatch(raw, None, None, None), self.value_range).clip[0]
+        out = []
+        for image in images.unbind(1):  # (C, H, W), one frame at a time through the scorer
+            score = self.scorer.step(image[None])
+            self.count += 1
+            if score is not None:
+                out.append((self.count - 1, float(score[0])))
+        return out
 
     def finish(self) -> list[tuple[int, float]]:
         return []
@@ -274,10 +302,14 @@ def stream_scorer(model, preprocessing, how: str, device: torch.device | str):
     return ClipStream(model, spec, preprocessing["value_range"], window_step, how, device)
 
 
-def stream_video(model, record: VideoRecord, preprocessing, how: str, device, on_score=None
-                 ) -> np.ndarray:
-    """Score ``record`` frame by frame as it is decoded; ``on_score(frame, score)`` is called as
-    each score becomes final. Returns the scores ``(N,)``, NaN where no window reaches."""
+def stream_video(model, record: VideoRecord, preprocessing, how: str, device, on_score=None,
+                 chunk: int = 1) -> np.ndarray:
+    """Score ``record`` as it is decoded, ``chunk`` frames at a time (1: frame by frame; more
+    decode and score several frames together, each score then up to ``chunk`` − 1 frames
+    later); ``on_score(frame, score)`` is called as each score becomes final. Returns the
+    scores ``(N,)``, NaN where no window reaches."""
+    if chunk < 1:
+        raise InputError(f"stream_chunk must be >= 1, got {chunk}")
     stream = stream_scorer(model, preprocessing, how, device)
     scores = np.full(record.num_frames, np.nan)
 
@@ -288,9 +320,9 @@ def stream_video(model, record: VideoRecord, preprocessing, how: str, device, on
                 on_score(frame, score)
 
     size = tuple(preprocessing["image_size"])
-    for batch in iter_record_batches(record, size, preprocessing["grayscale"], batch_size=1):
-        for frame in batch:
-            emit(stream.push(frame))
+    for batch in iter_record_batches(record, size, preprocessing["grayscale"], batch_size=chunk):
+        for first in range(0, len(batch), chunk):  # frames in memory come as one batch
+            emit(stream.push(batch[first:first + chunk]))
     emit(stream.finish())
     return scores
 
