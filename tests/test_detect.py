@@ -170,6 +170,35 @@ def test_heatmap_video_keeps_the_input_aspect_ratio(trained: Path, tmp_path):
     assert width / height == pytest.approx(48 / 32, rel=0.01)
 
 
+def test_window_autoencoder_edges_are_not_extreme(tmp_path):
+    """A ConvSTAE scores frame 0 (one window, at position 0, where its ConvLSTM has no history)
+    the highest of a static normal video; detect leaves the frames fewer windows reach than the
+    others unscored (``edge_frames=drop``), so nothing at the edges is flagged and the static
+    video's scores are flat."""
+    run = tmp_path / "run"
+    train(compose_config(run, "model=convstae", "data.size=32", "data.image_size=[32,32]",
+                         "data.num_train_videos=2", "data.num_test_videos=1",
+                         "data.frames_per_video=40", "trainer.max_epochs=2", "seed=0",
+                         "eval.plots=false", "test=false"))
+    (record,) = generate_split(0, 1, 40, 32, anomalous=False)
+    static = tmp_path / "static"
+    static.mkdir()
+    for i in range(30):
+        cv2.imwrite(str(static / f"{i}.png"), record.source[0][..., 0])
+    ckpt = run / "checkpoints" / "last.ckpt"
+    kept = np.array([float(r["score"]) for r in run_detect(tmp_path / "keep", ckpt,
+                                                           f"input={static}", "edge_frames=keep")])
+    assert np.argmax(kept) == 0  # the artefact, as the test split scores the edges
+    for mode in ("batched", "streamed"):
+        rows = run_detect(tmp_path / mode, ckpt, f"input={static}", "render=true",
+                          f"stream={mode == 'streamed'}", "stream_chunk=4")
+        scored = [float(r["score"]) for r in rows if r["score"]]
+        assert [r["score"] for r in rows[:9] + rows[-9:]] == [""] * 18  # T - 1 = 9 each end
+        assert len(scored) == 30 - 18
+        assert np.ptp(scored) <= 1e-4 * np.mean(scored)  # the same frame: the same score
+        assert not any(int(r["anomalous"]) for r in rows[:9] + rows[-9:])
+
+
 def test_evaluate_needs_only_the_checkpoint(trained: Path, tmp_path):
     lone = tmp_path / "elsewhere" / "model.ckpt"
     lone.parent.mkdir()

@@ -16,9 +16,15 @@ recalibrates from the validation scores stored in the checkpoint. ``score_normal
 (raw − m) / (threshold − m), m the median normal validation score: about 0 on normal frames, 1
 at the threshold; a frame is ``anomalous`` when its raw score exceeds the threshold.
 
+Edge frames: a window autoencoder's first and last T − 1 frames are scored by fewer windows
+than the others, at one end of the window only, and their scores are systematically off (a
+ConvSTAE scores frame 0 of a static normal video highest); ``edge_frames=drop`` (default, ours)
+leaves them unscored like the frames no window reaches (`vad.inference.fully_covered`),
+``edge_frames=keep`` scores them as the test split does.
+
 Outputs, in the run dir (each written through a temporary file and renamed, after all scoring):
-``scores.csv`` (video, frame, time, score, score_normalized, anomalous; frames no window reaches
-have no score), ``segments.json`` (runs of anomalous frames: start/end frame and time, peak
+``scores.csv`` (video, frame, time, score, score_normalized, anomalous; frames no window reaches,
+and edge frames, have no score), ``segments.json`` (runs of anomalous frames: start/end frame and time, peak
 score), ``plots/<video>.png`` and, with ``render=true``, ``<video>.mp4``: the frames the model saw
 with the method's per-pixel error as a heat-map (methods with an `error_map`: desdnet,
 convstae), at the input video's aspect ratio (`render_size`).
@@ -40,6 +46,7 @@ from omegaconf import DictConfig
 
 import vad  # noqa: F401  (registers OmegaConf resolvers)
 from vad.checkpoint import RecipeError, load_model, method_name
+from vad.data.clips import ClipSpec
 from vad.evaluation.report import plot_scores
 from vad.evaluation.scores import segments
 from vad.inference import (
@@ -50,6 +57,7 @@ from vad.inference import (
     batch_scores,
     check_resolution,
     frame_rate,
+    fully_covered,
     input_records,
     resolve_threshold,
     stream_video,
@@ -255,18 +263,25 @@ def detect(cfg: DictConfig) -> dict:
         num_workers=cfg.num_workers, cache_dir=cfg.get("cache_dir"))
     log.info("%s checkpoint (vad %s, commit %s); threshold %.6g, %s", method,
              recipe.vad_version, recipe.commit, threshold.value, threshold.source)
+    if cfg.edge_frames not in ("drop", "keep"):
+        raise InputError(f"edge_frames must be drop or keep, got {cfg.edge_frames!r}")
+    drop_edges = cfg.edge_frames == "drop"
     if cfg.stream:
         if datamodule.has_flow("test"):
             raise InputError(f"stream=true does not compute optical flow, which this {method} "
                              f"checkpoint reads at test time: use stream=false")
         model.to(device)
         raw_scores = [stream_video(model, r, pre, how, device, onset_logger(r.name, threshold),
-                                   chunk=int(cfg.stream_chunk)) for r in records]
+                                   chunk=int(cfg.stream_chunk), drop_edges=drop_edges)
+                      for r in records]
     else:
         trainer = L.Trainer(accelerator=device.type, devices=1, logger=False,
                             enable_checkpointing=False, enable_model_summary=False,
                             default_root_dir=cfg.paths.output_dir)
         raw_scores = batch_scores(trainer, model, datamodule, how)
+        if drop_edges:
+            for raw in raw_scores:
+                raw[~fully_covered(ClipSpec(**pre.clip), len(raw))] = np.nan
     results = [result_of(r.name, cfg.fps or frame_rate(r), raw, threshold)
                for r, raw in zip(records, raw_scores)]
 

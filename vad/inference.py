@@ -158,6 +158,26 @@ def batch_scores(trainer, model, datamodule: FootageDataModule, how: str = "mean
                                    [r.num_frames for r in datamodule.test_records], how)
 
 
+def fully_covered(spec: ClipSpec, num_frames: int) -> np.ndarray:
+    """bool ``(N,)``: the frames a window of shape ``spec`` inside the video can hold at *each*
+    of its target positions (stride 1).
+
+    For ``last``/``next`` targets these are the frames a window reaches at all (the first
+    T − 1, resp. T − 1 + offset, are not). For ``all`` targets (window autoencoders) it also
+    leaves out the first and last T − 1 frames, which the test split does score but from fewer
+    windows, at one end of the window only: frame 0 only at position 0, where a recurrent model
+    (ConvSTAE's ConvLSTM) starts without any history and reconstructs worst, the last frame
+    only at position T − 1. Such a frame's score is systematically off (frame 0 the highest of
+    a static normal video); `vad.detect` leaves them unscored (``edge_frames=drop``, ours).
+    """
+    positions = spec.offsets[spec.target_positions] * spec.dilation
+    first = int(positions.max())
+    last = num_frames - 1 - (spec.span() - 1 - int(positions.min()))
+    mask = np.zeros(num_frames, bool)
+    mask[first:last + 1] = True
+    return mask
+
+
 # -- streamed -----------------------------------------------------------------------------------
 class FrameAccumulator:
     """Combines what several windows give one frame (a score, or an error map) the way
@@ -303,18 +323,23 @@ def stream_scorer(model, preprocessing, how: str, device: torch.device | str):
 
 
 def stream_video(model, record: VideoRecord, preprocessing, how: str, device, on_score=None,
-                 chunk: int = 1) -> np.ndarray:
+                 chunk: int = 1, drop_edges: bool = False) -> np.ndarray:
     """Score ``record`` as it is decoded, ``chunk`` frames at a time (1: frame by frame; more
     decode and score several frames together, each score then up to ``chunk`` − 1 frames
     later); ``on_score(frame, score)`` is called as each score becomes final. Returns the
-    scores ``(N,)``, NaN where no window reaches."""
+    scores ``(N,)``, NaN where no window reaches (and, with ``drop_edges``, outside
+    `fully_covered`)."""
     if chunk < 1:
         raise InputError(f"stream_chunk must be >= 1, got {chunk}")
     stream = stream_scorer(model, preprocessing, how, device)
     scores = np.full(record.num_frames, np.nan)
+    kept = (fully_covered(ClipSpec(**preprocessing["clip"]), record.num_frames) if drop_edges
+            else np.ones(record.num_frames, bool))
 
     def emit(pairs):
         for frame, score in pairs:
+            if not kept[frame]:
+                continue
             scores[frame] = score
             if on_score is not None:
                 on_score(frame, score)
