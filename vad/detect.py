@@ -11,10 +11,12 @@ evaluation computes it before normalisation (``score`` in a training run's ``sco
 Per-video min–max normalisation, which the benchmarks use, needs the whole video and is not used
 here. Instead the threshold is a raw score: ``threshold=`` as given, or the one calibrated at the
 end of training (``false_alarm_rate`` of ``vad.train``, default 1%: that fraction of the held-out
-normal validation frames of the training videos lies above it); ``false_alarm_rate=`` here
-recalibrates from the validation scores stored in the checkpoint. ``score_normalized`` is
-(raw − m) / (threshold − m), m the median normal validation score: about 0 on normal frames, 1
-at the threshold; a frame is ``anomalous`` when its raw score exceeds the threshold.
+normal validation frames of the training videos lies above it; in a run that held none out, of
+the training clips' frames, which the checkpoint and the output say: `vad.checkpoint`);
+``false_alarm_rate=`` here recalibrates from the normal scores stored in the checkpoint.
+``score_normalized`` is (raw − m) / (threshold − m), m the median normal score: about 0 on
+normal frames, 1 at the threshold; a frame is ``anomalous`` when its raw score exceeds the
+threshold.
 
 Edge frames: a window autoencoder's first and last T − 1 frames are scored by fewer windows
 than the others, at one end of the window only, and their scores are systematically off (a
@@ -23,11 +25,12 @@ leaves them unscored like the frames no window reaches (`vad.inference.fully_cov
 ``edge_frames=keep`` scores them as the test split does.
 
 Outputs, in the run dir (each written through a temporary file and renamed, after all scoring):
-``scores.csv`` (video, frame, time, score, score_normalized, anomalous; frames no window reaches,
-and edge frames, have no score), ``segments.json`` (runs of anomalous frames: start/end frame and time, peak
-score), ``plots/<video>.png`` and, with ``render=true``, ``<video>.mp4``: the frames the model saw
-with the method's per-pixel error as a heat-map (methods with an `error_map`: desdnet,
-convstae), at the input video's aspect ratio (`render_size`).
+``scores.csv`` (video, frame, time, score, score_normalized, anomalous; frames no window
+reaches, and edge frames, have no score), ``segments.json`` (runs of anomalous frames:
+start/end frame and time, peak score; the threshold and where it came from),
+``plots/<video>.png`` and, with ``render=true``, ``<video>.mp4``: the frames the model saw with
+the method's per-pixel error as a heat-map (methods with an `error_map`: desdnet, convstae), at
+the input video's aspect ratio (`render_size`).
 """
 
 from __future__ import annotations
