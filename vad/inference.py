@@ -9,11 +9,13 @@ no score.
 * *Batched* (`batch_scores`): the input videos become the test split of a `FootageDataModule`,
   which decodes and resizes them exactly as the training cache did (`vad.data.cache`,
   `vad.data.decode`) and batches windows through ``Trainer.predict`` on the CPU or GPU.
-* *Streamed* (`stream_scorer`): frames are decoded one at a time and pushed into a ring buffer of
-  one clip span; a frame's score is released as soon as no later window can reach it: at once for
-  ``last``/``next`` targets, after T − 1 more frames for ``all`` targets (every window that holds
-  a frame must be scored before its mean is known). Latent prediction uses its own
-  `vad.models.latentpred.StreamingScorer`, which encodes each frame once.
+* *Streamed* (`stream_scorer`): frames are decoded a chunk at a time (``stream_chunk`` of
+  `vad.detect`; 1 = one by one), each converted to float once, and pushed into a ring buffer;
+  the windows a chunk completes are scored in one batch, and a frame's score is released as soon
+  as no later window can reach it: at once for ``last``/``next`` targets, after T − 1 more frames
+  for ``all`` targets (every window that holds a frame must be scored before its mean is known).
+  Latent prediction uses its own `vad.models.latentpred.StreamingScorer`, which encodes each
+  frame once.
 
 Per-video min–max normalisation needs the whole video and is not used here: raw scores are
 compared with a threshold calibrated on normal footage (`Threshold`).
