@@ -43,6 +43,7 @@ an incompatible recipe format fails with `RecipeError` (one line naming both).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -229,7 +230,9 @@ def load_checkpoint_file(ckpt_path: str | os.PathLike, map_location="cpu") -> di
             f"checkpoints written by vad.train hold none, so this file was made or changed "
             f"elsewhere")
     try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+        allowed = (torch.serialization.safe_globals(list(SAFE_GLOBALS)) if SAFE_GLOBALS
+                   else contextlib.nullcontext())  # (safe_globals is torch >= 2.5)
+        with allowed:
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # pickle, zip and torch errors all mean "not a checkpoint we read"
         message = str(err).splitlines()[0] if str(err) else ""
