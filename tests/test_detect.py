@@ -231,6 +231,22 @@ def test_a_run_without_validation_clips_calibrates_on_its_training_clips(footage
         load_recipe(run / "checkpoints" / "last.ckpt").calibration.threshold)
 
 
+def test_threshold_names_its_calibration_source():
+    from vad.inference import resolve_threshold
+
+    scores = [1.0, 2.0, 3.0, 4.0, 5.0]
+    older = {"false_alarm_rate": 0.2, "threshold": 4.2, "median": 3.0, "num_frames": 5,
+             "validation_scores": scores}  # written before calibrations named their source
+    threshold = resolve_threshold(older, None, 0.25)  # recalibrated from the stored scores
+    assert threshold.value == pytest.approx(4.0)
+    assert "validation clips" in threshold.source
+    training = {**older, "source": "training clips", "scores": scores}
+    del training["validation_scores"]
+    threshold = resolve_threshold(training, None, None)
+    assert threshold.value == 4.2 and "training clips" in threshold.source
+    assert "more false alarms" in threshold.source
+
+
 def test_run_and_checkpoint_record_the_package_versions(trained: Path):
     import lightning
     import numpy
