@@ -382,10 +382,11 @@ def resolve_threshold(calibration, threshold: float | None, false_alarm_rate: fl
     if threshold is not None:
         value, source = float(threshold), "given (threshold=)"
     elif not calibration:
-        raise InputError("the checkpoint has no calibrated threshold (written before vad "
-                         "calibrated every checkpoint, or by a run with false_alarm_rate=null): "
-                         "give threshold=<raw score> (the score column of the run's scores.csv "
-                         "is in the same units), or retrain")
+        raise InputError("the checkpoint has no calibrated threshold (written by a run that "
+                         "did not finish, by one with false_alarm_rate=null, or by a vad older "
+                         "than calibrating every checkpoint): give threshold=<raw score> (the "
+                         "score column of the run's scores.csv is in the same units), or finish "
+                         "the run (ckpt_path=last)")
     else:
         rate = calibration["false_alarm_rate"] if false_alarm_rate is None else false_alarm_rate
         if not 0 < rate < 1:
