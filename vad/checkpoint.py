@@ -142,8 +142,8 @@ class RecipeCallback(L.Callback):
             if leaf in section:
                 section[leaf] = None
         return {"format": RECIPE_FORMAT, "vad_version": vad.__version__, "commit": git_commit(),
-                "versions": package_versions(), "config": config, "preprocessing": preprocessing_of(datamodule),
-                "calibration": None}
+                "versions": package_versions(), "config": config,
+                "preprocessing": preprocessing_of(datamodule), "calibration": None}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint[RECIPE_KEY] = self.recipe(trainer.datamodule, pl_module)
@@ -210,7 +210,7 @@ def unsafe_globals(path: Path) -> list[str]:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # not a zip checkpoint: the load itself says what is wrong
         return []
-    allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS if hasattr(g, "__module__")}
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}
     return [name for name in found if name not in allowed]
 
 
