@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -71,6 +72,11 @@ def package_versions() -> dict[str, str]:
     """``{package: version}`` of Python and the packages that shape a result (`RESULT_PACKAGES`;
     missing ones are left out), plus CUDA and cuDNN when torch sees a GPU. Written into
     ``run.json`` and every checkpoint's recipe."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
