@@ -93,3 +93,13 @@ def test_compare_prints_both_runs_per_video(tmp_path, capsys):
     (old / "metrics.json").write_text("{}")
     with pytest.raises(ValueError, match="scores_csv="):
         compare_table(old, b)
+
+
+def test_rows_give_their_margin_over_the_reference(tmp_path, capsys):
+    reference = fake_run(tmp_path / "framediff", "vad.models.framediff.FrameDiffModule", 0.9,
+                         "x", "t")
+    method = fake_run(tmp_path / "method", "vad.models.desdnet.DESDnetModule", 0.85, "x", "t")
+    main([str(method), "--reference", str(reference)])
+    header, _, line = capsys.readouterr().out.splitlines()
+    assert header.endswith("| margin over framediff (0.900) |")
+    assert line.endswith("| 0.850 | — | — | — | — | -0.050 |")

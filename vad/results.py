@@ -238,12 +238,22 @@ def read_run(run_dir: Path) -> ResultRow:
                      info.get("wall_s", 0.0))
 
 
-def markdown_table(rows: list[ResultRow], summary: bool = False) -> str:
-    """docs/results.md's table, or with ``summary=True`` a sweep's (overrides, status, metrics)."""
+def markdown_table(rows: list[ResultRow], summary: bool = False,
+                   reference: ResultRow | None = None) -> str:
+    """docs/results.md's table, or with ``summary=True`` a sweep's (overrides, status, metrics).
+    A ``reference`` run (`framediff` under the rows' evaluation settings) adds each row's margin
+    over its auc_micro."""
     header = ResultRow.SUMMARY_HEADER if summary else ResultRow.HEADER
+    base = reference.metrics.get("auc_micro") if reference is not None else None
+    if reference is not None:
+        header = (*header, f"margin over {reference.name} ({base:.3f})")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(row.summary_cells() if summary else row.cells()) + " |"
-              for row in rows]
+    for row in rows:
+        cells = row.summary_cells() if summary else row.cells()
+        if reference is not None:
+            value = row.metrics.get("auc_micro") if row.status == "ok" else None
+            cells = [*cells, f"{value - base:+.3f}" if isinstance(value, float) else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -449,6 +459,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="run folders (with run.json); with --summary, folders to search")
     parser.add_argument("--append", type=Path, help="append the table to this markdown file")
     parser.add_argument("--title", default=None, help="heading written above an appended table")
+    parser.add_argument("--reference", type=Path,
+                        help="a framediff run under the same eval settings: adds each row's margin")
     parser.add_argument("--compare", action="store_true",
                         help="two run folders: their per-video AUCs side by side")
     parser.add_argument("--summary", action="store_true",
@@ -467,7 +479,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.write:
             replace_section(args.write, "## Summary", SUMMARY_PREAMBLE + "\n\n" + table)
         return
-    table = markdown_table([read_run(run) for run in args.runs])
+    reference = read_run(args.reference) if args.reference else None
+    table = markdown_table([read_run(run) for run in args.runs], reference=reference)
     print(table)
     if args.append:
         heading = f"\n### {args.title}\n\n" if args.title else "\n"
