@@ -103,3 +103,15 @@ def test_rows_give_their_margin_over_the_reference(tmp_path, capsys):
     header, _, line = capsys.readouterr().out.splitlines()
     assert header.endswith("| margin over framediff (0.900) |")
     assert line.endswith("| 0.850 | — | — | — | — | -0.050 |")
+
+
+def test_archived_runs_give_the_same_summary(tmp_path):
+    runs = tmp_path / "outputs"
+    fake_run(runs / "fd", "vad.models.framediff.FrameDiffModule", 0.913, "ccc",
+             "2026-02-04T00:00:02")
+    (runs / "fd" / "scores.csv").write_text("video,frame\n")  # not archived
+    main([str(runs / "fd"), "--archive", str(tmp_path / "docs_runs")])
+    kept = tmp_path / "docs_runs" / "fd"
+    assert sorted(p.name for p in kept.rglob("*") if p.is_file()) == [
+        "config.yaml", "metrics.json", "run.json"]
+    assert summary_table([tmp_path / "docs_runs"]) == summary_table([runs])
