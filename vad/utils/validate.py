@@ -86,9 +86,19 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_image_size(model, datamodule) -> None:
     """The frames the data gives (``data.image_size``, or a synthetic set's ``data.size``) must
-    divide by the network's ``size_multiple`` (its poolings); a source size, unknown before the
-    data is read, is not checked here."""
-    multiple = getattr(getattr(model, "net", None), "size_multiple", 1)
+    divide by the network's ``size_multiple`` (its poolings), and the clip length by its
+    ``length_multiple`` (3D poolings over time); a source size, unknown before the data is
+    read, is not checked here. Runs right after the model is instantiated, before any trainer,
+    callback or logger exists."""
+    net = getattr(model, "net", None)
+    length_multiple = getattr(net, "length_multiple", 1)
+    length = getattr(getattr(model, "clip_spec", None), "length", None)
+    if isinstance(length, int) and length % length_multiple:
+        fit = max(length_multiple, round(length / length_multiple) * length_multiple)
+        raise ConfigError(f"model.clip.length={length}: {type(model).__name__}'s network needs "
+                          f"a clip length divisible by {length_multiple}, e.g. "
+                          f"model.clip.length={fit}")
+    multiple = getattr(net, "size_multiple", 1)
     if datamodule.image_size is not None:
         key, (height, width) = "data.image_size", datamodule.image_size
     elif isinstance(getattr(datamodule, "size", None), int):
