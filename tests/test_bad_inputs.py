@@ -27,6 +27,7 @@ def assert_one_message(result, run_dir: Path, *expected: str) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+    assert "\x1b[" not in output, output[-3000:]  # piped: colorlog writes no colour codes
     for text in expected:
         assert output.count(text) == 1, (text, output[-3000:])
     if run_dir is not None:

@@ -114,6 +114,7 @@ def main(cfg: DictConfig) -> None:
         exit_after_failure()
         raise
     log.info("test metrics:\n%s", format_metrics(metrics))
+    log.info("outputs written to %s", cfg.paths.output_dir)  # metrics.json, scores.csv, plots/
 
 
 if __name__ == "__main__":

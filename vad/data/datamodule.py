@@ -458,6 +458,11 @@ class VideoDataModule(L.LightningDataModule):
                 )
             self.datasets["train"] = ClipDataset(store, train_index, self.spec, flow_store)
             self.datasets["val"] = ClipDataset(store, val_index, self.spec, flow_store)
+            if len(val_index) == 0 and self.trainer is not None:
+                # No held-out frames (data.val_fraction=0): validation is skipped outright
+                # rather than run over an empty loader, which Lightning reports on every run
+                # ("Total length of `DataLoader` across ranks is zero").
+                self.trainer.limit_val_batches = 0
         if stage in (None, "test", "predict") and "test" not in self.datasets:
             store = self._store("test")
             flow_store = self._flow_store("test", store)

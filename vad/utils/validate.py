@@ -205,5 +205,17 @@ def _check_accelerator(cfg: DictConfig) -> None:
         fix = f"use experiment={experiment}_cpu (its reduced CPU recipe) or add trainer=cpu"
     else:
         fix = "add trainer=cpu"
-    what = f"experiment={experiment}" if experiment else "trainer.accelerator=gpu"
+    what = f"experiment={experiment}" if experiment else f"trainer.accelerator={accelerator}"
     raise ConfigError(f"{what} needs a GPU and this machine has none: {fix}")
+
+
+def check_device(name: str) -> None:
+    """``device=cuda`` (``vad.detect``) on a machine without a GPU: one line naming the fix,
+    instead of Lightning's or torch's own exception text."""
+    if str(name).split(":")[0] != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device={name} needs a GPU and this machine has none: use device=cpu "
+                          "(or device=auto, which takes the GPU when there is one)")
