@@ -66,7 +66,8 @@ class Case:
 
     Attributes:
         append: Shortening arguments appended to the command.
-        files: Globs relative to the command's folder that must match (``.`` for none).
+        files: Globs relative to the command's folder that must match.
+        absent: Globs that must not match.
         dry: Why the command runs as ``--help``/``--cfg``/``make -n`` only (empty: it runs).
         run: The method of the ``<run>``/``model.ckpt`` it needs (``ped2``: DESDnet on the fake
             Ped2; ``latentpred``; default DESDnet on synthetic data).
@@ -77,6 +78,7 @@ class Case:
 
     append: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
     dry: str = ""
     run: str = "desdnet"
     env: dict = field(default_factory=dict)
@@ -152,7 +154,8 @@ PLAN: dict[str, Case] = {
                     "outputs/detect/runs/*/plots/2.png")),
     "python -m vad.detect ckpt_path=model.ckpt input=\"'clips/[12]*.mp4'\"":
         Case(files=(*DETECT_RUN, "outputs/detect/runs/*/plots/1.png",
-                    "outputs/detect/runs/*/plots/2.png")),
+                    "outputs/detect/runs/*/plots/2.png"),
+             absent=("outputs/detect/runs/*/plots/3x.png",)),
     "python -m vad.detect ckpt_path=model.ckpt input=cam.mp4 false_alarm_rate=0.05":
         Case(files=DETECT_RUN),
     "python -m vad.detect ckpt_path=model.ckpt input=cam.mp4 threshold=0.012 device=cuda":
@@ -361,6 +364,8 @@ def test_documented_command(command: str, assets, tmp_path: Path, monkeypatch, c
     for pattern in case.files:
         assert list(cwd.glob(pattern)), (pattern, sorted(str(p.relative_to(cwd))
                                                          for p in cwd.rglob("*"))[:60])
+    for pattern in case.absent:
+        assert not list(cwd.glob(pattern)), pattern
     if "outputs/train/multiruns/*/summary.csv" in case.files:
         (summary,) = cwd.glob("outputs/train/multiruns/*/summary.csv")
         with summary.open(newline="") as handle:
