@@ -134,6 +134,14 @@ PLAN: dict[str, Case] = {
     "python scripts/gpu_rows.py desdnet_ped2 --data-root /data/ped2 --out runs": Case(
         append=("--help",), dry="runs GPU recipes back to back (hours)", output="--data-root"),
     "python -m vad.results runs/*": Case(output="| run1 |"),
+    "python -m vad.train model=framediff data=ped2 data.root=/data/ped2":
+        Case(append=tuple(ON_DISK), files=TRAIN_RUN[:3]),
+    "python -m vad.train model=framediff data=ped2 data.root=/data/ped2 eval.smoothing_sigma=3":
+        Case(append=tuple(ON_DISK), files=TRAIN_RUN[:3]),
+    "python -m vad.results --compare outputs/train/runs/<run A> outputs/train/runs/<run B>":
+        Case(output="| video | frames | anomalous | auc A (desdnet) | auc B (latentpred) |"),
+    "python -m vad.results --summary outputs --write docs/results.md":
+        Case(output="best reduced-recipe auc_micro", files=("docs/results.md",)),
     # README and docs/datasets.md: your own footage
     "python -m vad.train data=folder data.train=cam.mp4 data.train_span=[0s,20min] "
     "data.test=cam.mp4 data.test_span=[20min,null]": Case(append=tuple(FOOTAGE), files=TRAIN_RUN),
@@ -283,7 +291,13 @@ def prepare(command: str, case: Case, cwd: Path, assets: dict[str, Path]) -> str
         shutil.copy(run / "checkpoints" / "last.ckpt", cwd / "model.ckpt")
     if "runs/*" in command and "vad.results" in command:
         shutil.copytree(run, cwd / "runs" / "run1")
+    if "--summary outputs" in command:  # its own runs, and its own copy of docs/results.md
+        shutil.copytree(run, cwd / "outputs" / "train" / "runs" / run.name)
+        (cwd / "docs").mkdir()
+        shutil.copy(REPO / "docs" / "results.md", cwd / "docs" / "results.md")
     command = command.replace("outputs/train/runs/<date>", str(run)).replace("<run>", str(run))
+    command = command.replace("outputs/train/runs/<run A>", str(assets["desdnet"])).replace(
+        "outputs/train/runs/<run B>", str(assets["latentpred"]))
     data = assets["data"]
     return command.replace("/data/ped2", str(data / "ped2")).replace(
         "/data/avenue", str(data / "avenue")).replace("VAD_DATA_ROOT=/data ",
