@@ -199,18 +199,22 @@ def test_mask_from_raw_clip_or_from_erased_reconstruction(mask_from):
 
     def record(net, args, out):
         recons.append(out.detach().clone())
-        if len(recons) == 1:  # running statistics after the training forward alone
+
+    def second_forward_starts(net, args):
+        if len(recons) == 1:  # running statistics between the two forwards
             state.extend(m.running_mean.clone() for m in norms)
 
+    before = [m.running_mean.clone() for m in norms]
     module.net.register_forward_hook(record)
-    module.training_step(batch, 0)
+    module.net.register_forward_pre_hook(second_forward_starts)
+    module.training_step(batch, 0).backward()  # the extra pass must not break the graph
     written = unpack_masks(module.masks_next[batch.index], 16, 16)
     target = batch.clip[:, :, -1]
     if mask_from == "raw":
-        assert len(recons) == 2  # the training forward, then the raw one
-        assert torch.equal(written, erasure_masks(target, recons[1]))
-        assert not torch.equal(written, erasure_masks(target, recons[0]))
-        assert all(torch.equal(m.running_mean, mean) for m, mean in zip(norms, state, strict=True))
+        assert len(recons) == 2  # the raw no-grad forward, then the training one
+        assert torch.equal(written, erasure_masks(target, recons[0]))
+        assert not torch.equal(written, erasure_masks(target, recons[1]))
+        assert all(torch.equal(a, b) for a, b in zip(before, state, strict=True))  # restored
     else:
         assert len(recons) == 1
         assert torch.equal(written, erasure_masks(target, recons[0]))

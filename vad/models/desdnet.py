@@ -504,13 +504,15 @@ class DESDnetModule(VADModule):
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         clip = batch.clip
-        inputs = clip
+        inputs, mask_recon = clip, None
         if self.erasure_cfg.enabled:
             cfg = self.erasure_cfg
             masks = self.masks(batch.index, *clip.shape[-2:])
             if cfg.probability < 1:  # the other samples keep every pixel
                 chosen = torch.rand(len(clip), device=masks.device) < cfg.probability
                 masks = masks | ~chosen[:, None, None]
+            if cfg.mask_from == "raw" and not bool(masks.all()):  # before the graph is built:
+                mask_recon = self.raw_reconstruction(clip)  # it restores BatchNorm buffers in place
             inputs = erase(clip, masks, cfg.inputs, cfg.background)
             self.log("train/erasure_kept", masks.float().mean(), on_step=False, on_epoch=True,
                      batch_size=len(clip))  # fraction of pixels kept (1 in epoch 1)
@@ -518,9 +520,9 @@ class DESDnetModule(VADModule):
         losses, sq_distances = self.loss_terms(clip, recon)  # every loss targets raw frames
         self.log_losses("train", losses, len(clip))
         if self.erasure_cfg.enabled:
-            mask_recon = recon.detach()
-            if self.erasure_cfg.mask_from == "raw" and inputs is not clip and not bool(masks.all()):
-                mask_recon = self.raw_reconstruction(clip)  # epoch 1 (nothing erased): the same
+            # erased: this forward's own Î_t; raw: Î_t of the raw clip (epoch 1, nothing erased:
+            # the same thing)
+            mask_recon = recon.detach() if mask_recon is None else mask_recon
             self.update_masks(batch.index, clip[:, :, -1], mask_recon)
         if sq_distances is not None and self.svdd_cfg.update_radius:
             self._epoch_sq_distances.append(sq_distances.float())
