@@ -40,8 +40,15 @@ readings of its ambiguities, all configurable (none of them is the paper's):
 
 * Backbone (our choice): a U-Net after the future-frame-prediction generator of Liu et al.
   (CVPR 2018; the letter cites it only for its l1/l2 losses): ``depth`` levels of two 3×3
-  conv–BN–ReLU with 2×2 max-pooling, channels ``base_channels · 2^i`` (64…512 at depth 4 in the Ped2 experiment), decoder with 2×2 transposed
-  convolutions; linear output (no squashing); 256×256 grey frames in [0, 1] for Ped2, Δ = 4.
+  conv–norm–ReLU with 2×2 max-pooling, channels ``base_channels · 2^i`` (64…512 at depth 4 in
+  the Ped2 experiment), decoder with 2×2 transposed convolutions; linear output (no squashing);
+  256×256 grey frames for Ped2, Δ = 4. ``net.norm``: ``batch`` (BatchNorm, the default),
+  ``group`` (GroupNorm: per-sample statistics, the same in training and test) or ``none`` (Liu
+  et al.'s U-Net has no normalisation). Issue 23 (docs/results.md, "DESDnet on real Ped2
+  (issue 23)"): with erasure on, neither replaces BatchNorm well on the synthetic benchmark
+  (``none`` 0.797 ± 0.102, ``group`` 0.53 over 2 seeds, against 0.926 ± 0.050), so the
+  BatchNorm mismatch is not removed by removing BatchNorm; the pixel value of an erased pixel is
+  what matters (next bullets).
 * The Δ past frames are fed to the prediction encoder stacked as channels (``Δ·C`` input
   channels), oldest first.
 * Skips: from every prediction-encoder level above the bottleneck to the decoder (the paper says
@@ -51,13 +58,19 @@ readings of its ambiguities, all configurable (none of them is the paper's):
 * Ambiguity: ‖·‖²₂ in Eq. 2–3 is read as the mean squared error over pixels (a constant factor
   absorbed by the λ's); ``argmax{0, ·}`` in Eq. 4 as max; n in Eq. 4 as the batch size.
 * Ambiguity: the erasure mask comes from the Î_t of the training iteration itself (computed on
-  that iteration's erased input, before the optimiser step); its error map is the squared error
+  that iteration's erased input, before the optimiser step; ``erasure.mask_from=erased``) or,
+  ``mask_from=raw`` (ours), from an extra no-grad forward of the raw clip (training-mode
+  normalisation, BatchNorm buffers restored; issue 23, synthetic seeds 1–2: 0.840 and 0.939
+  against 0.968 and 0.939 for ``erased``, so ``erased`` stays); its error map is the squared error
   averaged over channels; mask = 1 where error > ``threshold_scale`` × the frame's mean error.
   Masks are double-buffered: the masks read in epoch e are those written in epoch e − 1, so
   epoch 1 trains on raw frames. ``erasure.enabled=false`` switches erasure off (ours; the paper
   always erases); ``threshold_scale`` is ours too (1.0 is the paper). The bank keeps one bit per
   pixel per training clip on the module's device (all-gathered across processes under DDP), is
-  saved in checkpoints under ``desdnet_masks`` so that a resumed run erases as before, and
+  saved in checkpoints under ``desdnet_masks`` so that a resumed run erases as before (keyed by
+  `clip_table_key`, a digest of the training clip table: after a change of videos, strides,
+  ``val_fraction`` or frame size the masks are not restored and erasure starts again from
+  all-ones masks, with a warning), and
   ``train/erasure_kept`` logs the fraction of pixels kept.
 * Erasure trains on inputs the test never shows (zeros where the background was), which is what
   issue 16 measured costing accuracy. Our readings of the letter's "the uncertain change in the
