@@ -65,8 +65,8 @@ readings of its ambiguities, all configurable (none of them is the paper's):
 * Ambiguity: the erasure mask comes from the Î_t of the training iteration itself (computed on
   that iteration's erased input, before the optimiser step; ``erasure.mask_from=erased``) or,
   ``mask_from=raw`` (ours), from an extra no-grad forward of the raw clip (training-mode
-  normalisation, BatchNorm buffers restored; issue 23, synthetic seeds 1–2: 0.840 and 0.939
-  against 0.968 and 0.939 for ``erased``, so ``erased`` stays); its error map is the squared error
+  normalisation, BatchNorm buffers restored; issue 23, synthetic, 3 seeds: 0.872 ± 0.058
+  against 0.926 ± 0.050 for ``erased``, so ``erased`` stays); its error map is the squared error
   averaged over channels; mask = 1 where error > ``threshold_scale`` × the frame's mean error.
   Masks are double-buffered: the masks read in epoch e are those written in epoch e − 1, so
   epoch 1 trains on raw frames. ``erasure.enabled=false`` switches erasure off (ours; the paper
@@ -93,7 +93,7 @@ readings of its ambiguities, all configurable (none of them is the paper's):
   without). Issue 23 (docs/results.md, "DESDnet on real Ped2 (issue 23)") found what an erased
   pixel *is* to be the cause: in [0, 1] frames ×0 is black, far below the scenes' mean; with
   ``data.value_range=[-1,1]`` (as in Liu et al.'s code) it is mid-grey, the letter reaches
-  0.968 ± 0.007 on the synthetic benchmark (erasure off at that range: about 0.98) and the
+  0.968 ± 0.007 on the synthetic benchmark (erasure off at that range: 0.978 ± 0.006) and the
   BatchNorm recomputation no longer breaks it (0.956). On real Ped2 (one seed) mid-grey erasure
   still costs 2–3 points (0.745 vs 0.766 with the worst-patch score, 0.849 vs 0.883 with the
   frame score). The model default stays the letter; the GPU recipe erases mid-grey; the reduced
