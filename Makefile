@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 # Elsewhere, PyPI's torch wheel is a CUDA build: add TORCH_INDEX=<PyTorch's CPU wheel index> for a small one.
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 TORCH_INDEX ?=
+# Every other package at the version CI and docs/results.md ran with (pip constraints); `LOCK=`
+# installs pyproject.toml's unpinned ranges instead.
+LOCK ?= requirements/cpu.lock
 ARGS ?=
 PYTEST_ARGS ?= -n 2
 
@@ -13,13 +16,13 @@ PYTEST_ARGS ?= -n 2
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install -q --disable-pip-version-check $(if $(LOCK),-c $(LOCK)) -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv and install vad with its dev tools
+install: $(VENV)/.installed ## Create .venv and install vad with its dev tools (pinned: requirements/cpu.lock)
 
 train: install ## Train the default (DESDnet on synthetic data, CPU); extra overrides via ARGS="..."
 	$(PY) -m vad.train $(ARGS)

@@ -18,6 +18,7 @@ import torch
 
 from tests.helpers import compose_config, run_vad
 from vad.train import train
+from vad.utils.validate import ConfigError
 
 NO_TRAINING = ["trainer.max_epochs=1", "eval.plots=false", "~logger"]
 
@@ -26,6 +27,7 @@ def assert_one_message(result, run_dir: Path, *expected: str) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+    assert "\x1b[" not in output, output[-3000:]  # piped: colorlog writes no colour codes
     for text in expected:
         assert output.count(text) == 1, (text, output[-3000:])
     if run_dir is not None:
@@ -136,3 +138,41 @@ def test_bad_input_fails_before_training_naming_the_fix(case, tmp_path, fakes_ro
     assert json.loads((run / "run.json").read_text())["status"] == "failed"
     assert not list(run.glob("checkpoints/*.ckpt"))  # no training step ran
     assert not isinstance(error.value, TypeError)  # never a raw TypeError from a constructor
+
+
+WINDOW_METHODS = ["topheavy", "ae3d", "latentpred", "stdae"]
+
+
+@pytest.mark.parametrize("model", WINDOW_METHODS)
+def test_a_frame_size_the_network_cannot_take_names_the_key_before_building(model, tmp_path):
+    """Issue 22 item 5 (and issue 24): ``model=<method> data.image_size=[60,60]`` fails in the
+    config check, naming ``data.image_size`` and the multiple, as DESDnet's does; no trainer,
+    callback or checkpoint exists yet (was: a raw ValueError from a forward pass, STD-AE's after
+    training had started)."""
+    run = tmp_path / "run"
+    cfg = compose_config(run, f"model={model}", "data.image_size=[60,60]", *NO_TRAINING)
+    with pytest.raises(ConfigError, match=r"^data.image_size=\[60, 60\]: \w+Module's network "
+                                          r"needs frame sizes divisible by 8, e.g. "
+                                          r"data.image_size=\[64,64\]$"):
+        train(cfg)
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert not (run / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("model", ["topheavy", "ae3d"])
+def test_a_clip_length_the_3d_network_cannot_take_names_the_key(model, tmp_path):
+    cfg = compose_config(tmp_path, f"model={model}", "model.clip.length=15", *NO_TRAINING)
+    with pytest.raises(ConfigError, match=r"^model.clip.length=15: \w+Module's network needs a "
+                                          r"clip length divisible by 2, e.g. "
+                                          r"model.clip.length=16$"):
+        train(cfg)
+
+
+def test_convstae_takes_any_frame_size():
+    """ConvSTAE's transposed convolutions are given each encoder level's size: no multiple to
+    check (a 60x60 and a 37x53 clip come back at their own size)."""
+    from vad.models.convstae import ConvSTAE
+
+    net = ConvSTAE(encoder_channels=(8, 4, 4), lstm_channels=(4, 4, 4))
+    for size in ((60, 60), (37, 53)):
+        assert net(torch.rand(1, 1, 3, *size)).shape == (1, 1, 3, *size)

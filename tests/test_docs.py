@@ -30,3 +30,34 @@ def test_readme_figures_of_the_default_run_are_those_of_docs_results():
     row_s = re.match(r"(\d+) s", cells[1])
     assert quoted_s and row_s, "README or docs/results.md lost the default run's wall time"
     assert abs(int(quoted_s.group(1)) - int(row_s.group(1))) <= 0.25 * int(row_s.group(1))
+
+
+def summary_rows(results: str) -> tuple[list[list[str]], list[str]]:
+    """docs/results.md's ``## Summary`` table rows (cells) and every table line after it."""
+    lines = results.splitlines()
+    start = lines.index("## Summary")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in lines[start:end] if line.startswith("| ") and "---" not in line]
+    return rows[1:], [line for line in lines[end:] if line.startswith("|")]
+
+
+def test_every_summary_number_is_a_measured_row_below_it():
+    rows, below = summary_rows((REPO / "docs" / "results.md").read_text())
+    assert rows, "docs/results.md lost its ## Summary table"
+    numbers = 0
+    for dataset, method, reduced, full, paper, reference in rows:
+        assert re.fullmatch(r"\d+\.\d % \(paper .+\)|—", paper), paper
+        for cell in (reduced, full):
+            if cell == "**not run**":
+                continue
+            value, commit = re.fullmatch(r"(0\.\d{3}) \((\w+)(?:, best of \d+)?\)", cell).groups()
+            assert any(f"| {value} |" in line and commit in line for line in below), (
+                f"summary {dataset}/{method}: {value} at {commit} is no row below")
+            numbers += 1
+        if reference != "**not run**":
+            value = re.match(r"(0\.\d{3}) \(", reference).group(1)
+            assert any(f"| {value} |" in line and "model=framediff" in line for line in below), (
+                f"summary {dataset}/{method}: framediff {value} is no row below")
+            numbers += 1
+    assert numbers, "the summary holds no measured number"

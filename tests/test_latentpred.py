@@ -4,8 +4,6 @@ streaming == batched scoring, a short learning run, and the configs on every fak
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import REPO, compose_config, tiny_run
+from tests.helpers import compose_config, multirun, tiny_run
 from vad.data.clips import ClipSpec
 from vad.data.datamodule import ClipBatch
 from vad.data.synthetic import SyntheticDataModule
@@ -333,11 +331,10 @@ def test_fast_dev_run_on_every_fake_layout(fakes_root: Path, tmp_path: Path, dat
 
 def test_score_sweep_runs_one_job_per_score(tmp_path: Path):
     """``-m sweep=latentpred_scores``: Table 5's R-, Z- and P-MSE as one multirun."""
-    result = subprocess.run(
-        [sys.executable, "-m", "vad.train", "-m", "sweep=latentpred_scores", "debug=fdr",
-         f"hydra.sweep.dir={tmp_path}", "data.num_train_videos=2", "data.num_test_videos=2",
-         "data.frames_per_video=40", "data.eval_batch_size=64"],  # one test batch: every frame
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    result, tmp_path = multirun(
+        tmp_path, "sweep=latentpred_scores", "debug=fdr", "data.num_train_videos=2",
+        "data.num_test_videos=2", "data.frames_per_video=40",
+        "data.eval_batch_size=64", timeout=300)  # one test batch: every frame
     assert result.returncode == 0, result.stderr[-2000:]
     kinds = []
     for job in ("0", "1", "2"):

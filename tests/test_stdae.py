@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from tests.helpers import REPO, compose_config, tiny_run, tiny_synthetic, tiny_trainer
+from tests.helpers import compose_config, multirun, tiny_run, tiny_synthetic, tiny_trainer
 from vad.data.datamodule import ClipBatch
 from vad.data.synthetic import SyntheticDataModule
 from vad.models.blocks.attention import VarianceAttention, variance_attention_map
@@ -394,14 +393,13 @@ def test_fast_dev_run_on_every_fake_layout(tmp_path: Path, fakes_root: Path, dat
     assert bool(objects["model"].centres_ready)  # phase 2 from epoch 0: K-means ran
 
 
-def _multirun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vad.train", "-m", *overrides, f"hydra.sweep.dir={tmp_path}",
-         "~logger", "eval.plots=false", "data.num_train_videos=1", "data.num_test_videos=2",
-         "data.frames_per_video=24", "data.size=32", "trainer.max_epochs=2",
-         "model.kmeans.pretrain_epochs=1", "model.kmeans.locations_per_clip=16",
-         "model.net.channels=[4,8,8]"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+def _multirun(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    return multirun(
+        tmp_path, *overrides,
+        "~logger", "eval.plots=false", "data.num_train_videos=1", "data.num_test_videos=2",
+        "data.frames_per_video=24", "data.size=32", "trainer.max_epochs=2",
+        "model.kmeans.pretrain_epochs=1", "model.kmeans.locations_per_clip=16",
+        "model.net.channels=[4,8,8]")
 
 
 # (appearance, motion, attention, K) of each job; Table 2's columns keep the configured K = 32
@@ -415,7 +413,7 @@ SWEEP_SWITCHES = {
 
 @pytest.mark.parametrize("sweep", sorted(SWEEP_SWITCHES))
 def test_sweep_presets_run_every_job(tmp_path: Path, sweep: str):
-    result = _multirun(tmp_path, f"sweep={sweep}")
+    result, tmp_path = _multirun(tmp_path, f"sweep={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     seen = []
     for job in range(len(SWEEP_SWITCHES[sweep])):
@@ -428,10 +426,8 @@ def test_sweep_presets_run_every_job(tmp_path: Path, sweep: str):
 
 
 def test_clusters_zero_is_a_plain_override(tmp_path: Path):
-    result = subprocess.run(
-        [sys.executable, "-m", "vad.train", "-m", "model=stdae", "model.clusters=0,4", "debug=fdr",
-         f"hydra.sweep.dir={tmp_path}", "data.num_train_videos=2", "data.num_test_videos=2"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    result, tmp_path = multirun(tmp_path, "model=stdae", "model.clusters=0,4", "debug=fdr",
+                                "data.num_train_videos=2", "data.num_test_videos=2", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for job in ("0", "1"):
         assert (tmp_path / job / "metrics.json").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.helpers import CONF, REPO, compose_config, wandb_records
+from tests.helpers import CONF, compose_config, multirun, wandb_records
 from vad.results import error_line
 from vad.utils.sweep import SweepSummary
 
@@ -23,10 +23,9 @@ TINY = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limi
         "data.size=32", "eval.plots=false"]
 
 
-def run_sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vad.train", "-m", *overrides,
-                           f"hydra.sweep.dir={tmp_path}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+def run_sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """A multirun as typed, from the fresh folder ``tmp_path``: the default sweep directory."""
+    return multirun(tmp_path, *overrides)
 
 
 def summary(sweep_dir: Path) -> list[dict]:
@@ -36,15 +35,15 @@ def summary(sweep_dir: Path) -> list[dict]:
 
 def test_failing_sweep_exits_nonzero_after_a_summary_naming_both_failures(tmp_path: Path):
     """The issue's command: both jobs fail (the config check refuses a negative learning rate)."""
-    result = run_sweep(tmp_path, "model.optimizer.lr=-1,-2", "trainer.max_epochs=1")
+    result, sweep_dir = run_sweep(tmp_path, "model.optimizer.lr=-1,-2", "trainer.max_epochs=1")
     assert result.returncode == 1, result.stderr[-2000:]
-    rows = summary(tmp_path)
+    rows = summary(sweep_dir)
     assert [(r["job"], r["overrides"], r["status"]) for r in rows] == [
         ("0", "model.optimizer.lr=-1", "failed"), ("1", "model.optimizer.lr=-2", "failed")]
     assert [r["error"] for r in rows] == [
         f"vad.utils.validate.ConfigError: model.optimizer.lr={lr}: must be a number > 0"
         for lr in (-1, -2)]
-    table = (tmp_path / "summary.md").read_text()
+    table = (sweep_dir / "summary.md").read_text()
     assert "model.optimizer.lr=-1: must be" in table and "model.optimizer.lr=-2: must be" in table
     assert "model.optimizer.lr=-2: must be" in result.stdout  # printed as well
 
@@ -74,13 +73,19 @@ def limited_to_two_jobs(preset: str) -> list[str]:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_sweep_preset_runs_end_to_end(preset: str, tmp_path: Path, monkeypatch):
     """Each preset of conf/sweep/ as a real multirun (Hydra's own launcher, in this process),
-    cut to two tiny jobs: both succeed, each in its own folder, and the summary lists them."""
+    cut to two tiny jobs: both succeed, each in its own folder under the default sweep
+    directory, and the summary lists them."""
+    from hydra.core.hydra_config import HydraConfig
+
     from vad.train import main
 
     limits = limited_to_two_jobs(preset)
-    monkeypatch.setattr(sys, "argv", ["vad.train", "-m", f"sweep={preset}", *limits, *TINY,
-                                      f"hydra.sweep.dir={tmp_path}"])
+    HydraConfig.instance().cfg = None  # as in a fresh process: no job has set Hydra's config
+    monkeypatch.delenv("PROJECT_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["vad.train", "-m", f"sweep={preset}", *limits, *TINY])
     main()
+    (tmp_path,) = (tmp_path / "outputs" / "train" / "multiruns").glob("*")
     rows = summary(tmp_path)
     assert [r["status"] for r in rows] == ["ok", "ok"], rows
     assert len({r["overrides"] for r in rows}) == 2  # two different points of the search
@@ -173,7 +178,7 @@ def test_wandb_offline_multirun_writes_one_grouped_run_per_job(tmp_path: Path):
     """logger=[csv,wandb] in a 2-job multirun with no network: two distinct offline runs, read
     back record by record, each with the sweep as group, the flattened config, the test metric,
     the plots as images and the score table."""
-    result = run_sweep(tmp_path, "logger=[csv,wandb]", "seed=1,2", *TINY[:-1])
+    result, tmp_path = run_sweep(tmp_path, "logger=[csv,wandb]", "seed=1,2", *TINY[:-1])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "wandb sync" in result.stdout + result.stderr
     run_ids = set()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from tests.helpers import REPO, compose_config
+from tests.helpers import REPO, compose_config, multirun
 from vad.evaluate import evaluate
 from vad.train import train
 
@@ -116,10 +116,8 @@ def test_cli_prints_config_and_rejects_unknown_key(tmp_path: Path):
 
 def test_multirun_writes_one_run_dir_per_job_and_survives_a_failing_job(tmp_path: Path):
     # Job 2 asks for clips longer than the videos: it fails, and the others still run.
-    result = subprocess.run(
-        [sys.executable, "-m", "vad.train", "-m", "debug=fdr", "model.clip.length=10,500,8",
-         f"hydra.sweep.dir={tmp_path}", "data.num_train_videos=2", "data.num_test_videos=3"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    result, tmp_path = multirun(tmp_path, "debug=fdr", "model.clip.length=10,500,8",
+                                "data.num_train_videos=2", "data.num_test_videos=3", timeout=300)
     # Every job ran; the command then fails, with the failure in the sweep's summary.
     assert result.returncode == 1, result.stderr[-2000:]
     summary = (tmp_path / "summary.md").read_text()

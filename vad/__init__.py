@@ -1,6 +1,7 @@
 """vad: video anomaly detection experiments on Hydra + PyTorch Lightning."""
 
 import logging
+import os
 import secrets
 import warnings
 
@@ -22,6 +23,23 @@ OmegaConf.register_new_resolver(
 # (a job array, a script) do not collide.
 OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True,
                                 replace=True)
+
+
+def _cwd() -> str:
+    """The folder the command was started in: Hydra's ``runtime.cwd`` inside a job, else the
+    process's (a multirun's sweeper resolves ``hydra.sweep.dir`` before any job has set Hydra's
+    config, so ``${hydra:runtime.cwd}`` cannot be used in ``paths.root_dir``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        cwd = HydraConfig.get().runtime.get("cwd")
+        if cwd:
+            return str(cwd)
+    return os.getcwd()
+
+
+# conf/paths/default.yaml: root_dir = $PROJECT_ROOT or ${cwd:}.
+OmegaConf.register_new_resolver("cwd", _cwd, replace=True)
 
 
 def _wandb_mode() -> str:

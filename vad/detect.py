@@ -69,6 +69,7 @@ from vad.models.base import VADModule
 from vad.results import atomic_path
 from vad.train import CONFIG_DIR
 from vad.utils import exit_after_failure, task_wrapper
+from vad.utils.validate import check_device
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def result_of(name: str, fps: float, raw: np.ndarray, threshold: Threshold) -> V
 def device_of(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(name)  # device=cuda without a GPU: one line naming device=cpu
     return torch.device(name)
 
 

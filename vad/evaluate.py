@@ -62,10 +62,10 @@ def rescore(cfg: DictConfig) -> dict:
     ev = cfg.eval
     metrics, table, detections = score_videos(
         names, scores, labels, ev.normalization, ev.smoothing_sigma, ev.threshold, ev.score_direction,
-        ev.normalization_window)
+        ev.normalization_window, ev.macro_auc)
     policy = evaluation_policy(ev.normalization, ev.smoothing_sigma,
                                scored_with["window_aggregation"], ev.threshold,
-                               ev.score_direction, ev.normalization_window)
+                               ev.score_direction, ev.normalization_window, ev.macro_auc)
     metrics = {**metrics, **policy, **scored_with, "rescored_from": str(scores_csv)}
     report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
     return {f"test/{k}": float(v) for k, v in metrics.items()
@@ -85,11 +85,14 @@ def evaluate(cfg: DictConfig) -> dict:
         trained = recipe_of(checkpoint, ckpt_path).config
         # The recipe's options, with those given on this command line on top (e.g. another
         # score of the same weights: model.score.kind=r_mse).
-        given = OmegaConf.from_dotlist([o for o in overrides
-                                        if o.startswith(("eval.", "model.", "data."))])
+        given = OmegaConf.from_dotlist([o.lstrip("+") for o in overrides  # +data.root= too
+                                        if o.lstrip("+").startswith(("eval.", "model.", "data."))])
         with open_dict(cfg):
             for section in ("model", "data", "eval"):
                 cfg[section] = OmegaConf.merge(trained[section], given.get(section, {}))
+    elif cfg.data.get("root", "") is None:  # conf/eval.yaml's slot, unfilled: no such argument
+        with open_dict(cfg):
+            del cfg.data["root"]
     del checkpoint  # trainer.test reads it again, with Lightning's own hooks
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -111,6 +114,7 @@ def main(cfg: DictConfig) -> None:
         exit_after_failure()
         raise
     log.info("test metrics:\n%s", format_metrics(metrics))
+    log.info("outputs written to %s", cfg.paths.output_dir)  # metrics.json, scores.csv, plots/
 
 
 if __name__ == "__main__":

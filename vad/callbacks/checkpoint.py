@@ -77,7 +77,8 @@ class LastCheckpoint(Checkpoint):
         if trainer.fast_dev_run or trainer.sanity_checking:
             return
         temporary = self.path.with_name(f".{LAST}.tmp")
-        trainer.save_checkpoint(temporary)
+        # The full state, said explicitly (Lightning logs a line on every save otherwise).
+        trainer.save_checkpoint(temporary, weights_only=False)
         if trainer.is_global_zero:
             os.replace(temporary, self.path)
         self._last_write, self._last_step = time.monotonic(), trainer.global_step

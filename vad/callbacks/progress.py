@@ -7,7 +7,7 @@ import sys
 import time
 
 import lightning as L
-from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar, RichProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +77,27 @@ class PlainProgress(ProgressBar):
 
 def _total(batches: int | float) -> str:
     return "?" if batches == float("inf") else str(int(batches))
+
+
+class LayerSummary(ModelSummary):
+    """Lightning's table of the model's layers and parameter counts at the start of fitting,
+    without FLOPs: Lightning counts them only for a model with an ``example_input_array``,
+    which no method sets, so its FLOPs column and "Total FLOPs" would read 0 on every run
+    (``vad.bench`` measures FLOPs per frame instead). Plain text on a terminal as in a log file
+    (``conf/callbacks/default.yaml``; ``trainer.enable_model_summary=false`` keeps Lightning
+    from adding its own)."""
+
+    @staticmethod
+    def summarize(summary_data, total_parameters, trainable_parameters, model_size,
+                  total_training_modes, total_flops, **summarize_kwargs) -> None:
+        from lightning.pytorch.utilities.model_summary.model_summary import (
+            _format_summary_table,
+        )
+
+        columns = [column for column in summary_data if total_flops or column[0] != "FLOPs"]
+        table = _format_summary_table(total_parameters, trainable_parameters, model_size,
+                                      total_training_modes, total_flops, *columns)
+        if not total_flops:
+            table = "\n".join(line for line in table.splitlines()
+                              if not line.endswith("Total Flops"))
+        logging.getLogger("lightning.pytorch.callbacks.model_summary").info("\n" + table)

@@ -27,6 +27,7 @@ distorted clips without knowing; a subsampling distortion keeps every d-th frame
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
@@ -283,6 +284,36 @@ def _batch_as_is(batch: ClipBatch) -> ClipBatch:
     return batch
 
 
+AUTO_WORKERS_MAX = 4
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a cluster job's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_workers(num_workers: int | str, device: str, cores: int | None = None) -> int:
+    """``data.num_workers``; ``auto`` (ours) → 0 when training on the CPU or on a machine of 2
+    cores or fewer, where worker processes compete with the training step for the cores and
+    slow it down (README, "Data path and speed"); else min(4, cores − 1), one core left for the
+    main process.
+
+    Args:
+        num_workers: A count, or ``"auto"``.
+        device: The training device's type (``cpu``, ``cuda``, ...).
+        cores: Cores available (default: this process's, `available_cores`).
+    """
+    if num_workers != "auto":
+        return int(num_workers)
+    cores = available_cores() if cores is None else cores
+    if device == "cpu" or cores <= 2:
+        return 0
+    return min(AUTO_WORKERS_MAX, cores - 1)
+
+
 class VideoDataModule(L.LightningDataModule):
     """Shared clip pipeline; subclasses implement `load_records`.
 
@@ -294,7 +325,8 @@ class VideoDataModule(L.LightningDataModule):
         value_range: Pixel values are mapped linearly from [0, 255] to this range.
         batch_size: Training batch size.
         eval_batch_size: Batch size for validation and test.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers, or ``auto`` (`resolve_workers`: 0 when training on
+            the CPU or with 2 cores or fewer, else min(4, cores − 1)).
         val_fraction: Held-out end of each training video used for ``val/loss``.
         train_strides: Temporal augmentation strides for training clips.
         test_window_step: Frames between test window starts (1 scores every window).
@@ -315,7 +347,7 @@ class VideoDataModule(L.LightningDataModule):
         value_range: Sequence[float] = (0.0, 1.0),
         batch_size: int = 8,
         eval_batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         val_fraction: float = 0.1,
         train_strides: Sequence[int] = (1,),
         test_window_step: int = 1,
@@ -340,7 +372,7 @@ class VideoDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.pin_memory = pin_memory and not device_resident
         self.device_resident = device_resident
-        if device_resident and num_workers:
+        if device_resident and num_workers not in (0, "auto"):
             raise ValueError("device_resident data is sliced on the device: set num_workers=0")
         self.datasets: dict[str, ClipDataset] = {}
         self.test_distortion: Distortion | None = None  # the robustness suite's (evaluate)
@@ -458,6 +490,11 @@ class VideoDataModule(L.LightningDataModule):
                 )
             self.datasets["train"] = ClipDataset(store, train_index, self.spec, flow_store)
             self.datasets["val"] = ClipDataset(store, val_index, self.spec, flow_store)
+            if len(val_index) == 0 and self.trainer is not None:
+                # No held-out frames (data.val_fraction=0): validation is skipped outright
+                # rather than run over an empty loader, which Lightning reports on every run
+                # ("Total length of `DataLoader` across ranks is zero").
+                self.trainer.limit_val_batches = 0
         if stage in (None, "test", "predict") and "test" not in self.datasets:
             store = self._store("test")
             flow_store = self._flow_store("test", store)
@@ -486,16 +523,26 @@ class VideoDataModule(L.LightningDataModule):
         """An in-order loader of ``dataset`` with the evaluation batch size."""
         return self._loader(dataset, shuffle=False)
 
+    @property
+    def workers(self) -> int:
+        """The worker processes each loader gets (``num_workers``, ``auto`` resolved for the
+        trainer's device; none for device-resident data or without a trainer)."""
+        if self.device_resident:
+            return 0
+        device = self.trainer.strategy.root_device.type if self.trainer is not None else "cpu"
+        return resolve_workers(self.num_workers, device)
+
     def _loader(self, split: str | ClipDataset, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split] if isinstance(split, str) else split
+        workers = self.workers
         return (ResumableDataLoader if shuffle else DataLoader)(
             dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             sampler=ShuffleSampler(dataset) if shuffle else None,
             collate_fn=_batch_as_is,
-            num_workers=self.num_workers,
+            num_workers=workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=workers > 0,
             drop_last=False,
         )
 

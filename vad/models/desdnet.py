@@ -29,6 +29,11 @@ N (Eq. 3)              Δ
 P, |P| (Eq. 5)         ``score.patch_size``, ``score.stride``
 =====================  ===========================================================================
 
+Scores (``score.kind``): ``patch_max`` is the letter's Eq. 5; ``frame_mse`` (Eq. 5 with one
+patch, the whole frame) and ``psnr`` (Liu et al. 2018) are ours. Issue 23 rescored three reduced
+Ped2 checkpoints: the frame scores beat the worst patch by 10–12 points of auc_micro on each
+(0.930 vs 0.818 without erasure), so both Ped2 recipes use ``frame_mse`` (labelled ours there).
+
 Equations: Eq. (1) total loss, Eq. (2) L_int and Eq. (3) L_rgb in `DESDnetModule.loss_terms`;
 Eq. (4) L_compact in `vad.models.blocks.svdd.soft_boundary_loss`; Eq. (5) patch score and the
 max over patches in `DESDnetModule.score` (via `vad.models.blocks.scoring.patch_max_error`);
@@ -40,8 +45,15 @@ readings of its ambiguities, all configurable (none of them is the paper's):
 
 * Backbone (our choice): a U-Net after the future-frame-prediction generator of Liu et al.
   (CVPR 2018; the letter cites it only for its l1/l2 losses): ``depth`` levels of two 3×3
-  conv–BN–ReLU with 2×2 max-pooling, channels ``base_channels · 2^i`` (64…512 at depth 4 in the Ped2 experiment), decoder with 2×2 transposed
-  convolutions; linear output (no squashing); 256×256 grey frames in [0, 1] for Ped2, Δ = 4.
+  conv–norm–ReLU with 2×2 max-pooling, channels ``base_channels · 2^i`` (64…512 at depth 4 in
+  the Ped2 experiment), decoder with 2×2 transposed convolutions; linear output (no squashing);
+  256×256 grey frames for Ped2, Δ = 4. ``net.norm``: ``batch`` (BatchNorm, the default),
+  ``group`` (GroupNorm: per-sample statistics, the same in training and test) or ``none`` (Liu
+  et al.'s U-Net has no normalisation). Issue 23 (docs/results.md, "DESDnet on real Ped2
+  (issue 23)"): with erasure on, neither replaces BatchNorm well on the synthetic benchmark
+  (``none`` 0.797 ± 0.102, ``group`` 0.53 over 2 seeds, against 0.926 ± 0.050), so the
+  BatchNorm mismatch is not removed by removing BatchNorm; the pixel value of an erased pixel is
+  what matters (next bullets).
 * The Δ past frames are fed to the prediction encoder stacked as channels (``Δ·C`` input
   channels), oldest first.
 * Skips: from every prediction-encoder level above the bottleneck to the decoder (the paper says
@@ -51,13 +63,19 @@ readings of its ambiguities, all configurable (none of them is the paper's):
 * Ambiguity: ‖·‖²₂ in Eq. 2–3 is read as the mean squared error over pixels (a constant factor
   absorbed by the λ's); ``argmax{0, ·}`` in Eq. 4 as max; n in Eq. 4 as the batch size.
 * Ambiguity: the erasure mask comes from the Î_t of the training iteration itself (computed on
-  that iteration's erased input, before the optimiser step); its error map is the squared error
+  that iteration's erased input, before the optimiser step; ``erasure.mask_from=erased``) or,
+  ``mask_from=raw`` (ours), from an extra no-grad forward of the raw clip (training-mode
+  normalisation, BatchNorm buffers restored; issue 23, synthetic, 3 seeds: 0.872 ± 0.058
+  against 0.926 ± 0.050 for ``erased``, so ``erased`` stays); its error map is the squared error
   averaged over channels; mask = 1 where error > ``threshold_scale`` × the frame's mean error.
   Masks are double-buffered: the masks read in epoch e are those written in epoch e − 1, so
   epoch 1 trains on raw frames. ``erasure.enabled=false`` switches erasure off (ours; the paper
   always erases); ``threshold_scale`` is ours too (1.0 is the paper). The bank keeps one bit per
   pixel per training clip on the module's device (all-gathered across processes under DDP), is
-  saved in checkpoints under ``desdnet_masks`` so that a resumed run erases as before, and
+  saved in checkpoints under ``desdnet_masks`` so that a resumed run erases as before (keyed by
+  `clip_table_key`, a digest of the training clip table: after a change of videos, strides,
+  ``val_fraction`` or frame size the masks are not restored and erasure starts again from
+  all-ones masks, with a warning), and
   ``train/erasure_kept`` logs the fraction of pixels kept.
 * Erasure trains on inputs the test never shows (zeros where the background was), which is what
   issue 16 measured costing accuracy. Our readings of the letter's "the uncertain change in the
@@ -72,8 +90,14 @@ readings of its ambiguities, all configurable (none of them is the paper's):
   BatchNorm statistics of an erasure-trained model on raw clips drops it to chance (0.466), so
   the network relies on erased-input statistics rather than merely suffering from them. On real
   Ped2 (the reduced CPU recipe, one seed) erasure costs 11–13 points (0.706 with it, 0.816
-  without). The letter stays the default because it is what the paper describes and the
-  evidence is at reduced scale; ``ablation=desdnet/no_erasure`` switches it off.
+  without). Issue 23 (docs/results.md, "DESDnet on real Ped2 (issue 23)") found what an erased
+  pixel *is* to be the cause: in [0, 1] frames ×0 is black, far below the scenes' mean; with
+  ``data.value_range=[-1,1]`` (as in Liu et al.'s code) it is mid-grey, the letter reaches
+  0.968 ± 0.007 on the synthetic benchmark (erasure off at that range: 0.978 ± 0.006) and the
+  BatchNorm recomputation no longer breaks it (0.956). On real Ped2 (one seed) mid-grey erasure
+  still costs 2–3 points (0.745 vs 0.766 with the worst-patch score, 0.849 vs 0.883 with the
+  frame score). The model default stays the letter; the GPU recipe erases mid-grey; the reduced
+  Ped2 recipe, the better reading measured at its scale, does not erase (labelled ours there).
 * The centre c: mean Φ over the training clips, computed once in an extra no-grad pass at the end
   of epoch 1, model in eval mode, raw (unerased) inputs (Ambiguity: the paper only says "the
   reconstruction frames extracted by the first epoch training model"); fixed thereafter. The
@@ -107,8 +131,11 @@ readings of its ambiguities, all configurable (none of them is the paper's):
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -121,6 +148,7 @@ from vad.models.blocks.svdd import Hypersphere
 from vad.models.blocks.unet import UNetDecoder, UNetEncoder
 
 OUTPUT_ACTIVATIONS = {None: None, "none": None, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+log = logging.getLogger(__name__)
 
 
 class DESDnet(nn.Module):
@@ -132,7 +160,8 @@ class DESDnet(nn.Module):
         base_channels: Channels of the first U-Net level; level i has ``base_channels · 2^i``.
         depth: U-Net levels (``depth - 1`` poolings); H and W must divide by ``2^(depth-1)``.
         fusion_channels: Output channels of the 1×1 fusion convolution (paper: 512).
-        norm: BatchNorm in the encoders and the decoder.
+        norm: Normalisation in the encoders and the decoder: ``true``/``"batch"`` (BatchNorm),
+            ``"group"`` (GroupNorm) or ``false``/``"none"`` (Liu et al.'s U-Net has none).
         output_activation: ``null`` (linear), ``sigmoid`` or ``tanh`` on Î_t.
         mapping_bias_free: Build the mapping encoder without biases and BatchNorm.
         share_mapping: Φ is the reconstruction encoder itself (no separate mapping encoder).
@@ -149,7 +178,7 @@ class DESDnet(nn.Module):
         base_channels: int = 64,
         depth: int = 4,
         fusion_channels: int = 512,
-        norm: bool = True,
+        norm: bool | str = True,
         output_activation: str | None = None,
         mapping_bias_free: bool = True,
         share_mapping: bool = False,
@@ -168,7 +197,8 @@ class DESDnet(nn.Module):
                                    skip_channels=channels[:-1], norm=norm,
                                    out_activation=OUTPUT_ACTIVATIONS[output_activation])
         self.mapping_encoder = None if share_mapping else UNetEncoder(
-            in_channels, channels, norm=norm and not mapping_bias_free, bias=not mapping_bias_free)
+            in_channels, channels, norm=False if mapping_bias_free else norm,
+            bias=not mapping_bias_free)
         # He initialisation keeps Φ at the input's scale through the bias-free, norm-free stack
         # (PyTorch's default shrinks it by about 6x per layer), so that λ_compact means something.
         for module in self.mapping_encoder.modules() if self.mapping_encoder else ():
@@ -201,6 +231,7 @@ class DESDnet(nn.Module):
 
 # -- the method's knobs, one small dataclass per config block ------------------------------------
 ERASED_INPUTS = ("all", "past", "current")
+MASK_SOURCES = ("erased", "raw")
 
 
 @dataclass
@@ -216,6 +247,11 @@ class ErasureConfig:
         inputs: Which inputs are erased: ``all`` (paper: I′_{t−Δ}..I′_t), ``past`` (only the
             prediction encoder's I′_{t−Δ}..I′_{t−1}) or ``current`` (only I′_t) (ours).
         background: Erased pixels are multiplied by this instead of 0 (ours; paper: 0).
+        mask_from: Which Î_t the next epoch's mask is computed from: ``erased``, the training
+            iteration's own reconstruction of its (already erased) input, or ``raw``, an extra
+            no-grad forward of the raw clip (training-mode normalisation, running statistics
+            left untouched). Both are readings of the letter's "reconstruction frame" (ours);
+            ``erased`` is the default.
     """
 
     enabled: bool = True
@@ -223,11 +259,15 @@ class ErasureConfig:
     probability: float = 1.0
     inputs: str = "all"
     background: float = 0.0
+    mask_from: str = "erased"
 
     def __post_init__(self) -> None:
         if self.inputs not in ERASED_INPUTS:
             raise ValueError(f"model.erasure.inputs must be one of {ERASED_INPUTS}, "
                              f"got {self.inputs!r}")
+        if self.mask_from not in MASK_SOURCES:
+            raise ValueError(f"model.erasure.mask_from must be one of {MASK_SOURCES}, "
+                             f"got {self.mask_from!r}")
         for key in ("probability", "background"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ValueError(f"model.erasure.{key} must be in [0, 1], "
@@ -275,12 +315,30 @@ class SVDDConfig:
 MAPPINGS = ("fixed", "trained", "shared")
 
 
+SCORE_KINDS = ("patch_max", "frame_mse", "psnr")
+
+
 @dataclass
 class ScoreConfig:
-    """Eq. (5): square patches of ``patch_size`` pixels every ``stride`` (``null``: no overlap)."""
+    """The frame score.
 
+    Args:
+        kind: ``patch_max`` (Eq. 5, the paper: the worst patch's mean squared error),
+            ``frame_mse`` (the whole frame's mean squared error) or ``psnr`` (−PSNR =
+            10·log10(MSE), the score of Liu et al. 2018, the baseline DESDnet builds on, turned
+            round so that higher is more anomalous; the peak value is a constant offset, which
+            per-video min–max removes). ``frame_mse`` and ``psnr`` are ours, for comparison.
+        patch_size: Square patches of ``patch_size`` pixels (``patch_max`` only) ...
+        stride: ... every ``stride`` pixels (``null``: no overlap).
+    """
+
+    kind: str = "patch_max"
     patch_size: int = 16
     stride: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCORE_KINDS:
+            raise ValueError(f"model.score.kind must be one of {SCORE_KINDS}, got {self.kind!r}")
 
 
 # -- bit-packed mask bank --------------------------------------------------------------------------
@@ -316,6 +374,28 @@ def erasure_masks(target: torch.Tensor, recon: torch.Tensor, threshold_scale: fl
     """
     error = (target.float() - recon.float()).pow(2).mean(1)
     return error > threshold_scale * error.mean(dim=(-2, -1), keepdim=True)
+
+
+def clip_table_key(index: np.ndarray, records, frame_size) -> str:
+    """A digest of the training clip table that keys the mask bank: row ``i`` of the bank is the
+    mask of clip ``index[i]`` (video, start, step) of these videos at this frame size.
+
+    The videos enter by name, frame count and source file *names* (not full paths, so that a
+    copied data folder still matches) or, for in-memory arrays, their bytes.
+    """
+    digest = hashlib.sha1(np.ascontiguousarray(index, dtype=np.int64).tobytes())
+    digest.update(repr(tuple(frame_size)).encode())
+    for record in records:
+        source = record.source
+        if isinstance(source, np.ndarray):
+            source = hashlib.sha1(np.ascontiguousarray(source).tobytes()).hexdigest()
+        elif isinstance(source, (list, tuple)):
+            source = [getattr(path, "name", str(path)) for path in source]
+        else:
+            source = getattr(source, "name", str(source))
+        digest.update(repr((record.name, record.num_frames, source,
+                            getattr(record, "frame_range", None))).encode())
+    return digest.hexdigest()
 
 
 def erase(clip: torch.Tensor, masks: torch.Tensor, inputs: str = "all", background: float = 0.0
@@ -391,6 +471,7 @@ class DESDnetModule(VADModule):
         self.register_buffer("masks_read", torch.zeros(0, 0, dtype=torch.uint8), persistent=False)
         self.register_buffer("masks_next", torch.zeros(0, 0, dtype=torch.uint8), persistent=False)
         self.mask_size: tuple[int, int] | None = None
+        self.clip_key: str | None = None  # `clip_table_key` of the training set the bank is for
         self._restored_masks: dict | None = None
         self._restored_read: torch.Tensor | None = None  # masks_read of a mid-epoch checkpoint
         self._epoch_sq_distances: list[torch.Tensor] = []
@@ -447,13 +528,15 @@ class DESDnetModule(VADModule):
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         clip = batch.clip
-        inputs = clip
+        inputs, mask_recon = clip, None
         if self.erasure_cfg.enabled:
             cfg = self.erasure_cfg
             masks = self.masks(batch.index, *clip.shape[-2:])
             if cfg.probability < 1:  # the other samples keep every pixel
                 chosen = torch.rand(len(clip), device=masks.device) < cfg.probability
                 masks = masks | ~chosen[:, None, None]
+            if cfg.mask_from == "raw" and not bool(masks.all()):  # before the graph is built:
+                mask_recon = self.raw_reconstruction(clip)  # it restores BatchNorm buffers in place
             inputs = erase(clip, masks, cfg.inputs, cfg.background)
             self.log("train/erasure_kept", masks.float().mean(), on_step=False, on_epoch=True,
                      batch_size=len(clip))  # fraction of pixels kept (1 in epoch 1)
@@ -461,10 +544,29 @@ class DESDnetModule(VADModule):
         losses, sq_distances = self.loss_terms(clip, recon)  # every loss targets raw frames
         self.log_losses("train", losses, len(clip))
         if self.erasure_cfg.enabled:
-            self.update_masks(batch.index, clip[:, :, -1], recon.detach())
+            # erased: this forward's own Î_t; raw: Î_t of the raw clip (epoch 1, nothing erased:
+            # the same thing)
+            mask_recon = recon.detach() if mask_recon is None else mask_recon
+            self.update_masks(batch.index, clip[:, :, -1], mask_recon)
         if sq_distances is not None and self.svdd_cfg.update_radius:
             self._epoch_sq_distances.append(sq_distances.float())
         return losses["loss"]
+
+    @torch.no_grad()
+    def raw_reconstruction(self, clip: torch.Tensor) -> torch.Tensor:
+        """Î_t of the raw clip for ``erasure.mask_from=raw``: no gradient, the network's current
+        mode (training: batch statistics), BatchNorm running statistics restored afterwards so
+        that the extra pass leaves no trace on the model."""
+        norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.track_running_stats]
+        saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)]
+                 for m in norms]
+        recon = self.net(clip)
+        for m, (mean, var, count) in zip(norms, saved, strict=True):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+        return recon
 
     def validation_step(self, batch: ClipBatch, batch_idx: int) -> None:
         """``val/loss`` without the compact term (see the module docstring)."""
@@ -473,12 +575,17 @@ class DESDnetModule(VADModule):
 
     # -- score: Eq. (5) ---------------------------------------------------------------------------
     def score(self, batch: ClipBatch) -> torch.Tensor:
-        """Eq. (5): the largest patch mean squared error of I_t vs Î_t → ``(B, 1)``.
+        """Eq. (5): the largest patch mean squared error of I_t vs Î_t → ``(B, 1)``
+        (``score.kind=patch_max``; ``frame_mse`` and ``psnr`` for comparison, `ScoreConfig`).
 
         Eq. (6) (per-video min–max) and temporal smoothing happen in the shared evaluation.
         """
-        return patch_max_error(self.error_map(batch), self.score_cfg.patch_size,
-                               self.score_cfg.stride)[:, None]
+        error = self.error_map(batch)
+        if self.score_cfg.kind == "frame_mse":
+            return error.mean(dim=(1, 2, 3))[:, None]
+        if self.score_cfg.kind == "psnr":  # −PSNR up to a constant: 10·log10(MSE)
+            return 10 * torch.log10(error.mean(dim=(1, 2, 3)).clamp_min(1e-10))[:, None]
+        return patch_max_error(error, self.score_cfg.patch_size, self.score_cfg.stride)[:, None]
 
     def error_map(self, batch: ClipBatch) -> torch.Tensor:
         """Eq. (5)'s per-pixel term: (I_t − Î_t)², averaged over channels → ``(B, 1, H, W)``."""
@@ -525,8 +632,12 @@ class DESDnetModule(VADModule):
     def on_fit_start(self) -> None:
         # Allocate the bank (and apply masks restored from a checkpoint) before epoch 1 when the
         # datamodule knows the training set; otherwise the first training step does it.
-        train = getattr(getattr(self.trainer, "datamodule", None), "datasets", {}).get("train")
+        datamodule = getattr(self.trainer, "datamodule", None)
+        train = getattr(datamodule, "datasets", {}).get("train")
         if self.erasure_cfg.enabled and train is not None and len(train) > 0:
+            if hasattr(datamodule, "records") and hasattr(train, "index"):
+                self.clip_key = clip_table_key(train.index, datamodule.records("train"),
+                                               train.frame_size)
             self._ensure_mask_bank(torch.tensor([len(train) - 1]), *train.frame_size)
 
     def on_train_epoch_start(self) -> None:
@@ -578,7 +689,8 @@ class DESDnetModule(VADModule):
         if self.mask_size is not None:
             checkpoint["desdnet_masks"] = {"size": list(self.mask_size),
                                            "bits": self.masks_next.cpu(),
-                                           "read": self.masks_read.cpu()}
+                                           "read": self.masks_read.cpu(),
+                                           "clips": self.clip_key}
         checkpoint["desdnet_epoch_sq_distances"] = [d.cpu() for d in self._epoch_sq_distances]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -592,10 +704,25 @@ class DESDnetModule(VADModule):
             self._apply_restored_masks()
 
     def _apply_restored_masks(self) -> None:
+        """Restore the checkpoint's masks only onto the same training clips: keyed by
+        `clip_table_key` (a checkpoint from before the key, or a run without a datamodule, falls
+        back to the frame size and the row count). Another training set starts again from
+        all-ones masks, with a warning."""
         restored, self._restored_masks = self._restored_masks, None
-        bits = restored["bits"]
-        if tuple(restored["size"]) != self.mask_size or len(bits) > len(self.masks_next):
-            return  # another training set: start again from all-ones masks
+        bits, key = restored["bits"], restored.get("clips")
+        reason = None
+        if tuple(restored["size"]) != self.mask_size:
+            reason = f"frame size {tuple(restored['size'])} != {self.mask_size}"
+        elif key is not None and self.clip_key is not None and key != self.clip_key:
+            reason = ("another training clip table (videos, strides, val_fraction or frame "
+                      "size changed since the checkpoint)")
+        elif len(bits) > len(self.masks_next) or (self.clip_key is not None
+                                                  and len(bits) != len(self.masks_next)):
+            reason = f"{len(bits)} clips in the checkpoint, {len(self.masks_next)} now"
+        if reason is not None:
+            log.warning("desdnet: the checkpoint's erasure masks are not restored (%s): "
+                        "reverse erasure starts again from all-ones masks", reason)
+            return
         self.masks_next[: len(bits)] = bits.to(self.device)
         self.masks_read[: len(bits)] = bits.to(self.device)
         self._restored_read = restored.get("read")  # for a resume inside an epoch

@@ -236,7 +236,7 @@ class STDAE(nn.Module):
                                   attention_mode, attention_kernel, negative_slope)
                        if motion else None)
         self.representation_dim = channels[-1] * (int(appearance) + int(motion))
-        self.downsampling = 2 ** len(channels)
+        self.size_multiple = 2 ** len(channels)  # frame H and W must divide by it (poolings)
 
     def representation(self, z_a: torch.Tensor | None, z_m: torch.Tensor | None) -> torch.Tensor:
         """r: [z_a, z_m] concatenated per location, then normalised (our choice: per-sample

@@ -61,7 +61,8 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "data.image_size": (_image_size, "null or [H, W], two positive integers"),
     "data.batch_size": _number(1, integer=True),
     "data.eval_batch_size": _number(1, integer=True),
-    "data.num_workers": _number(0, integer=True),
+    "data.num_workers": (lambda v: v == "auto" or _number(0, integer=True)[0](v),
+                         "auto or an integer >= 0"),
     "data.val_fraction": _number(0, 1, high_open=True),
     "data.test_window_step": _number(1, integer=True),
     "trainer.max_epochs": _number(-1, integer=True),
@@ -86,9 +87,19 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_image_size(model, datamodule) -> None:
     """The frames the data gives (``data.image_size``, or a synthetic set's ``data.size``) must
-    divide by the network's ``size_multiple`` (its poolings); a source size, unknown before the
-    data is read, is not checked here."""
-    multiple = getattr(getattr(model, "net", None), "size_multiple", 1)
+    divide by the network's ``size_multiple`` (its poolings), and the clip length by its
+    ``length_multiple`` (3D poolings over time); a source size, unknown before the data is
+    read, is not checked here. Runs right after the model is instantiated, before any trainer,
+    callback or logger exists."""
+    net = getattr(model, "net", None)
+    length_multiple = getattr(net, "length_multiple", 1)
+    length = getattr(getattr(model, "clip_spec", None), "length", None)
+    if isinstance(length, int) and length % length_multiple:
+        fit = max(length_multiple, round(length / length_multiple) * length_multiple)
+        raise ConfigError(f"model.clip.length={length}: {type(model).__name__}'s network needs "
+                          f"a clip length divisible by {length_multiple}, e.g. "
+                          f"model.clip.length={fit}")
+    multiple = getattr(net, "size_multiple", 1)
     if datamodule.image_size is not None:
         key, (height, width) = "data.image_size", datamodule.image_size
     elif isinstance(getattr(datamodule, "size", None), int):
@@ -195,5 +206,17 @@ def _check_accelerator(cfg: DictConfig) -> None:
         fix = f"use experiment={experiment}_cpu (its reduced CPU recipe) or add trainer=cpu"
     else:
         fix = "add trainer=cpu"
-    what = f"experiment={experiment}" if experiment else "trainer.accelerator=gpu"
+    what = f"experiment={experiment}" if experiment else f"trainer.accelerator={accelerator}"
     raise ConfigError(f"{what} needs a GPU and this machine has none: {fix}")
+
+
+def check_device(name: str) -> None:
+    """``device=cuda`` (``vad.detect``) on a machine without a GPU: one line naming the fix,
+    instead of Lightning's or torch's own exception text."""
+    if str(name).split(":")[0] != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device={name} needs a GPU and this machine has none: use device=cpu "
+                          "(or device=auto, which takes the GPU when there is one)")

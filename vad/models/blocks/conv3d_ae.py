@@ -9,6 +9,7 @@ followed by an optional BatchNorm and a LeakyReLU; the last one by a sigmoid.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -93,6 +94,10 @@ class ConvAutoencoder3D(nn.Module):
         for spec in self.specs:
             if spec.kind == "pool":
                 self.down = [d * s for d, s in zip(self.down, spec.stride)]
+        # What the config check (vad.utils.validate.check_image_size) asks of the data: frame
+        # H and W, and the clip length T, must divide by these (the poolings).
+        self.size_multiple = math.lcm(self.down[1], self.down[2])
+        self.length_multiple = self.down[0]
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         for axis, (size, down) in enumerate(zip(clip.shape[2:], self.down)):

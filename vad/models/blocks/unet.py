@@ -16,6 +16,7 @@ H and W must be divisible by ``2 ** (len(channels) - 1)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,17 +24,43 @@ from torch import nn
 
 from vad.models.blocks.conv import conv_block
 
+NORMS = ("batch", "group", "none")
+GROUP_NORM_GROUPS = 8  # Our choice: GroupNorm's groups (fewer when the channels do not divide)
 
-def double_conv(in_channels: int, out_channels: int, norm: bool = True,
+
+def norm_kind(norm: bool | str | None) -> str:
+    """The normalisation a ``norm`` argument names: ``True``/``"batch"`` → BatchNorm,
+    ``"group"`` → GroupNorm, ``False``/``None``/``"none"`` → none."""
+    if norm is True or norm == "batch":
+        return "batch"
+    if norm is False or norm is None or norm == "none":
+        return "none"
+    if norm == "group":
+        return "group"
+    raise ValueError(f"norm must be one of {NORMS} (or a bool), got {norm!r}")
+
+
+def double_conv(in_channels: int, out_channels: int, norm: bool | str = True,
                 bias: bool = True) -> nn.Sequential:
-    """Two ``3x3 conv → (BatchNorm) → ReLU`` blocks, the U-Net unit.
+    """Two ``3x3 conv → (norm) → ReLU`` blocks, the U-Net unit.
 
     Args:
-        norm: BatchNorm after each convolution.
+        norm: ``True``/``"batch"``: BatchNorm after each convolution (the default);
+            ``"group"``: GroupNorm with `GROUP_NORM_GROUPS` groups (or the largest divisor of
+            the channels below it), statistics per sample, the same in training and test;
+            ``False``/``"none"``: no normalisation, as in Liu et al.'s (2018) U-Net.
         bias: Convolution biases when ``norm`` is off. ``norm=False, bias=False`` gives a
             bias-free block (no additive constants anywhere), as deep SVDD needs (Ruff et al.,
             ICML 2018, Prop. 2).
     """
+    kind = norm_kind(norm)
+    if kind == "group":
+        return nn.Sequential(*(
+            nn.Sequential(nn.Conv2d(c_in, out_channels, 3, padding=1, bias=False),
+                          nn.GroupNorm(math.gcd(out_channels, GROUP_NORM_GROUPS), out_channels),
+                          nn.ReLU())
+            for c_in in (in_channels, out_channels)))
+    norm = kind == "batch"
     first = conv_block(in_channels, out_channels, 3, norm=norm)
     second = conv_block(out_channels, out_channels, 3, norm=norm)
     if not norm and not bias:
@@ -48,7 +75,8 @@ class UNetEncoder(nn.Module):
     Args:
         in_channels: Input channels (e.g. ``C`` for one frame, ``Δ·C`` for Δ stacked frames).
         channels: Channels of each level, e.g. ``[64, 128, 256, 512]`` (Liu et al.'s generator).
-        norm: BatchNorm in every block.
+        norm: ``True``/``"batch"`` (BatchNorm), ``"group"`` or ``False``/``"none"`` in every
+            block (see `double_conv`).
         bias: Convolution biases when ``norm`` is off (see `double_conv`).
 
     Returns (forward):
@@ -56,7 +84,7 @@ class UNetEncoder(nn.Module):
         ``f_L`` is the bottleneck.
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int], norm: bool = True,
+    def __init__(self, in_channels: int, channels: Sequence[int], norm: bool | str = True,
                  bias: bool = True) -> None:
         super().__init__()
         self.channels = list(channels)
@@ -89,7 +117,8 @@ class UNetDecoder(nn.Module):
         out_channels: Output channels (e.g. ``C`` for a frame).
         skip_channels: Channels of the skip concatenated at each level ``0..L-1``; ``None`` means
             ``channels[:-1]`` (an encoder with the same widths), 0 at a level means no skip there.
-        norm: BatchNorm in every block.
+        norm: ``True``/``"batch"`` (BatchNorm), ``"group"`` or ``False``/``"none"`` in every
+            block (see `double_conv`).
         out_activation: Applied to the output (e.g. ``nn.Sigmoid``); ``None`` keeps it linear.
     """
 
@@ -99,7 +128,7 @@ class UNetDecoder(nn.Module):
         channels: Sequence[int],
         out_channels: int,
         skip_channels: Sequence[int] | None = None,
-        norm: bool = True,
+        norm: bool | str = True,
         out_activation: type[nn.Module] | None = None,
     ) -> None:
         super().__init__()
