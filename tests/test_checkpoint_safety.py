@@ -107,7 +107,10 @@ def test_trainers_read_checkpoints_weights_only(tmp_path):
 
 
 def test_no_source_loads_with_weights_only_false():
+    """(Saving with ``weights_only=False``, i.e. the whole training state, is fine.)"""
     pattern = re.compile(r"weights_only\s*=\s*False")
-    offenders = [str(path.relative_to(REPO)) for folder in ("vad", "scripts")
-                 for path in (REPO / folder).rglob("*.py") if pattern.search(path.read_text())]
+    offenders = [f"{path.relative_to(REPO)}: {line.strip()}" for folder in ("vad", "scripts")
+                 for path in (REPO / folder).rglob("*.py")
+                 for line in path.read_text().splitlines()
+                 if pattern.search(line) and "save_checkpoint" not in line]
     assert offenders == []
