@@ -160,6 +160,8 @@ PLAN: dict[str, Case] = {
     "python -m vad.detect ckpt_path=model.ckpt input='clips/*.mp4' stream=true":
         Case(files=(*DETECT_RUN, "outputs/detect/runs/*/plots/1.png",
                     "outputs/detect/runs/*/plots/2.png")),
+    "python -m vad.detect ckpt_path=model.ckpt input=cam.mp4 stream=true stream_chunk=1":
+        Case(files=DETECT_RUN),
     "python -m vad.detect ckpt_path=model.ckpt input=\"'clips/[12]*.mp4'\"":
         Case(files=(*DETECT_RUN, "outputs/detect/runs/*/plots/1.png",
                     "outputs/detect/runs/*/plots/2.png"),
