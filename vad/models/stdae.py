@@ -58,8 +58,9 @@ on Ped2. Our choices and readings (all configurable, none of them the paper's):
   over space, weights the features is unstated: ``net.attention_mode=residual`` uses
   z · (1 + H·W·att) (see `vad.models.blocks.attention` for the others).
 * r: the two bottlenecks concatenated per location, then min–max normalised to [0, 1] per
-  sample over all its channels and locations (``net.representation_norm``; ``sigmoid``/``none``
-  are the alternatives). Eq. (11)'s sum over locations is averaged over the batch.
+  sample over all its channels and locations (``net.representation_norm=minmax``, our reading
+  of "normalize ... within [0, 1]"); ``l1l2`` is the authors' code (L1 per stream, then L2, per
+  location); ``sigmoid``/``none`` are alternatives. Eq. (11)'s sum over locations is averaged over the batch.
 * α (``kmeans.alpha``), λ (``kmeans.lambda_cluster``), the number of sampled K-means vectors
   (``kmeans.locations_per_clip``, ``kmeans.samples``), its seed and the alternation granularity
   are ours: every training step of phase 2 makes one autoencoder step, then one centre step on
@@ -67,9 +68,13 @@ on Ped2. Our choices and readings (all configurable, none of them the paper's):
 * Eq. (6) read as l_m = mean squared error + mean |(|g_d(x_diff)| − |g_d(x̂_diff)|)| over d ∈ {x, y}
   (the gradient loss of Liu et al., CVPR 2018), weight 1 (``loss.gradient_weight``);
   Eq. (3) l_a as the mean squared error.
-* Eq. (13): ‖x_lif − x̂_lif‖ is the per-pixel Euclidean norm over colour channels; an ε guards
-  the reciprocal (``score_eps``). Before the centres exist (phase 1, ``clusters=0``, untrained)
-  D_u ≡ 1 and s is the reciprocal of the summed prediction error.
+* Eq. (13): the paper says "the Euclidean distance between x_lif and x̂_lif over all pixel
+  positions", weighted by D_u; what is summed is open (``score.error``, `ScoreConfig`):
+  ``l1_sum`` Σ D_u·‖e‖ (ours, the first reading), ``squared_mean`` mean D_u·e² (the authors'
+  code), ``euclidean`` (Σ D_u·e²)^½ (our reading of the words); ‖e‖ is the per-pixel Euclidean
+  norm over colour channels. An ε guards the reciprocal (``score_eps``). Before the centres exist
+  (phase 1, ``clusters=0``, untrained) D_u ≡ 1. The per-pixel term D_u ⊙ e is `error_map`, the
+  heat map of ``vad.detect render=true``.
 * Ablations (Table 2): ``net.appearance=false`` drops the spatial AE (x̂_lif = x_fif + x̂_diff,
   with the true FIF); ``net.motion=false`` drops the motion AE and scores the FIF reconstruction
   error, keyed to the clip's target frame like every score here (the FIF is T − 1 frames
