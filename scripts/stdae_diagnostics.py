@@ -6,7 +6,7 @@ D_u and with and without the reciprocal, scored by the shared evaluation (`score
 recipe's ``eval`` settings); and the correlation of mean D_u with the foreground area on normal
 test frames (foreground: |LIF − the video's per-pixel median| > 0.1 in [0, 1] grey; ours).
 
-    python scripts/stdae_diagnostics.py <run>/checkpoints/last.ckpt data.root=... [out.json]
+    python scripts/stdae_diagnostics.py <run>/checkpoints/last.ckpt [model.*=...] [out.json]
 
 Rows agree with ``python -m vad.evaluate ckpt_path=... model=stdae model.score.error=...``.
 """
@@ -23,12 +23,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 from scipy.stats import pearsonr, spearmanr
 
-import vad  # noqa: F401  (resolvers)
-from vad.checkpoint import read_checkpoint, recipe_of
-from vad.evaluation.evaluator import score_videos
-from vad.evaluation.scores import aggregate_window_scores
-from vad.models.stdae import frame_error
-from vad.train import CONFIG_DIR, build
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's vad
+
+import vad  # noqa: E402, F401  (resolvers)
+from vad.checkpoint import read_checkpoint, recipe_of  # noqa: E402
+from vad.evaluation.evaluator import score_videos  # noqa: E402
+from vad.evaluation.scores import aggregate_window_scores  # noqa: E402
+from vad.models.stdae import frame_error  # noqa: E402
+from vad.train import CONFIG_DIR, build  # noqa: E402
 
 FOREGROUND_THRESHOLD = 0.1
 
@@ -53,6 +55,7 @@ def main(ckpt: str, *overrides: str) -> None:
     rows, lifs = [], {}
     with torch.no_grad():
         for batch in datamodule.test_dataloader():
+            batch = datamodule.transfer(batch, "cpu")
             out = model.net(batch.clip)
             error = model.prediction_error(batch.clip, out)
             distance = model.distance_map(out, tuple(error.shape[-2:]))
