@@ -342,6 +342,109 @@ def test_score_is_highest_where_both_error_and_cluster_distance_are_high():
                           -frame_regularity(error.abs()), rtol=1e-5)
 
 
+def test_score_error_readings_of_eq_13_and_the_reciprocal():
+    """``score.error``: l1_sum Σ D·|e| (ours), squared_mean mean D·e² (the authors' code),
+    euclidean (Σ D·e²)^½ (our reading), none mean D (diagnostic); ``reciprocal=false`` scores
+    the weighted error itself (diagnostic)."""
+    error = torch.full((3, 1, 16, 16), 0.1)
+    error[1, :, :8] = 0.4  # sample 1: a large error on half the frame
+    error[2] = 0.2  # sample 2: a moderate error everywhere
+    r = torch.full((3, 16, 2, 2), 0.5)
+    r[2, :, 0, 0] = 1.0  # sample 2: one location far from the centre
+    batch = make_batch(3, size=16)
+    distance = torch.nn.functional.interpolate(r.pow(2).sum(1)[:, None], size=(16, 16),
+                                               mode="nearest")  # K = 1, centre 0
+    n = 16 * 16
+    expected = {
+        "l1_sum": (distance * error).flatten(1).sum(1),
+        "squared_mean": (distance * error**2).flatten(1).sum(1) / n,
+        "euclidean": (distance * error**2).flatten(1).sum(1).sqrt(),
+        "none": distance.flatten(1).mean(1),
+    }
+    scores = {}
+    for kind, denominator in expected.items():
+        module = make_module(clusters=1, score={"error": kind})
+        module.set_centres(torch.zeros_like(module.centres))
+        module.net = FixedOutput(error, r)
+        scores[kind] = module.score(batch)[:, 0]
+        assert torch.allclose(scores[kind], -1 / (denominator + 1e-8), rtol=1e-5), kind
+        module.score_cfg.reciprocal = False
+        assert torch.allclose(module.score(batch)[:, 0], denominator, rtol=1e-5), kind
+        # the heat map is the per-pixel term whose sum or mean is the frame's error
+        maps = module.error_map(batch)
+        assert maps.shape == (3, 1, 16, 16)
+        reduced = maps.flatten(1).sum(1) if kind == "l1_sum" else maps.flatten(1).mean(1)
+        if kind == "euclidean":
+            reduced = maps.flatten(1).sum(1).sqrt()
+        assert torch.allclose(reduced, denominator, rtol=1e-5), kind
+    # The readings rank differently: the squared error favours the concentrated error of
+    # sample 1 over the spread one of sample 2, the L1 sum the other way round.
+    assert scores["squared_mean"][1] > scores["squared_mean"][2]
+    assert scores["l1_sum"][2] > scores["l1_sum"][1]
+    with pytest.raises(ValueError, match="score.error"):
+        make_module(clusters=0, score={"error": "l2"})
+
+
+def test_l1l2_representation_is_per_location():
+    """``representation_norm=l1l2`` (the authors' code): each stream L1-normalised per
+    location, then the concatenation L2-normalised; a location does not see the others."""
+    net = STDAE(in_channels=1, num_frames=4, channels=[4, 8], representation_norm="l1l2")
+    z_a, z_m = torch.randn(2, 8, 3, 3), torch.randn(2, 8, 3, 3)
+    r = net.representation(z_a, z_m)
+    assert r.shape == (2, 16, 3, 3)
+    torch.testing.assert_close(r.norm(dim=1), torch.ones(2, 3, 3))
+    a = z_a / z_a.abs().sum(1, keepdim=True)
+    m = z_m / z_m.abs().sum(1, keepdim=True)
+    cat = torch.cat([a, m], 1)
+    torch.testing.assert_close(r, cat / cat.norm(dim=1, keepdim=True))
+    # a change at one location leaves the others' r unchanged (min-max would move them all)
+    z_b = z_a.clone()
+    z_b[:, :, 0, 0] *= 100
+    changed = net.representation(z_b, z_m)
+    torch.testing.assert_close(changed[:, :, 1:], r[:, :, 1:])
+    minmax = STDAE(in_channels=1, num_frames=4, channels=[4, 8])
+    assert not torch.allclose(minmax.representation(z_b, z_m)[:, :, 1:],
+                              minmax.representation(z_a, z_m)[:, :, 1:])
+
+
+def test_detect_renders_an_stdae_heat_map(tmp_path: Path):
+    """``vad.detect render=true`` on an STD-AE checkpoint writes the video with D_u ⊙ e on it
+    (it raised a TypeError when ``error_map`` took ``(clip, out)``)."""
+    import cv2
+
+    from vad.data.synthetic import generate_split
+    from vad.detect import detect
+    from vad.train import train
+
+    run = tmp_path / "run"
+    frames, size = 40, 32
+    train(compose_config(run, "model=stdae", "data.size=32", "data.num_train_videos=1",
+                         "data.num_test_videos=1", f"data.frames_per_video={frames}",
+                         "data.val_fraction=0.25", "trainer.max_epochs=1", "seed=0",
+                         "eval.plots=false", "test=false", "model.clusters=2",
+                         "model.kmeans.pretrain_epochs=0", "model.kmeans.locations_per_clip=4"))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    (record,) = generate_split(0, 1, frames, size, anomalous=True)
+    footage = tmp_path / "cam"
+    footage.mkdir()
+    for i, frame in enumerate(record.source):
+        cv2.imwrite(str(footage / f"{i}.png"), frame[..., 0])
+    out = tmp_path / "detect"
+    detect(compose_config(out, f"ckpt_path={ckpt}", f"input={footage}", "render=true",
+                          config_name="detect"))
+    video = cv2.VideoCapture(str(out / "cam.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    # the phase-2 model's map is D_u-weighted: not the plain prediction error
+    from vad.checkpoint import load_model
+
+    model, _ = load_model(ckpt)
+    assert model.clustering
+    batch = make_batch(2, size=size)
+    error, distance = model._error_and_distance(batch)
+    assert distance is not None
+    torch.testing.assert_close(model.error_map(batch), distance * error)
+
+
 def test_ablation_streams_score_what_they_have():
     batch = make_batch(2, size=16)
     for net, expected_terms in [({"appearance": False}, {"motion"}),

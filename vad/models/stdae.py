@@ -58,8 +58,9 @@ on Ped2. Our choices and readings (all configurable, none of them the paper's):
   over space, weights the features is unstated: ``net.attention_mode=residual`` uses
   z · (1 + H·W·att) (see `vad.models.blocks.attention` for the others).
 * r: the two bottlenecks concatenated per location, then min–max normalised to [0, 1] per
-  sample over all its channels and locations (``net.representation_norm``; ``sigmoid``/``none``
-  are the alternatives). Eq. (11)'s sum over locations is averaged over the batch.
+  sample over all its channels and locations (``net.representation_norm=minmax``, our reading
+  of "normalize ... within [0, 1]"); ``l1l2`` is the authors' code (L1 per stream, then L2, per
+  location); ``sigmoid``/``none`` are alternatives. Eq. (11)'s sum over locations is averaged over the batch.
 * α (``kmeans.alpha``), λ (``kmeans.lambda_cluster``), the number of sampled K-means vectors
   (``kmeans.locations_per_clip``, ``kmeans.samples``), its seed and the alternation granularity
   are ours: every training step of phase 2 makes one autoencoder step, then one centre step on
@@ -67,9 +68,13 @@ on Ped2. Our choices and readings (all configurable, none of them the paper's):
 * Eq. (6) read as l_m = mean squared error + mean |(|g_d(x_diff)| − |g_d(x̂_diff)|)| over d ∈ {x, y}
   (the gradient loss of Liu et al., CVPR 2018), weight 1 (``loss.gradient_weight``);
   Eq. (3) l_a as the mean squared error.
-* Eq. (13): ‖x_lif − x̂_lif‖ is the per-pixel Euclidean norm over colour channels; an ε guards
-  the reciprocal (``score_eps``). Before the centres exist (phase 1, ``clusters=0``, untrained)
-  D_u ≡ 1 and s is the reciprocal of the summed prediction error.
+* Eq. (13): the paper says "the Euclidean distance between x_lif and x̂_lif over all pixel
+  positions", weighted by D_u; what is summed is open (``score.error``, `ScoreConfig`):
+  ``l1_sum`` Σ D_u·‖e‖ (ours, the first reading), ``squared_mean`` mean D_u·e² (the authors'
+  code), ``euclidean`` (Σ D_u·e²)^½ (our reading of the words); ‖e‖ is the per-pixel Euclidean
+  norm over colour channels. An ε guards the reciprocal (``score_eps``). Before the centres exist
+  (phase 1, ``clusters=0``, untrained) D_u ≡ 1. The per-pixel term D_u ⊙ e is `error_map`, the
+  heat map of ``vad.detect render=true``.
 * Ablations (Table 2): ``net.appearance=false`` drops the spatial AE (x̂_lif = x_fif + x̂_diff,
   with the true FIF); ``net.motion=false`` drops the motion AE and scores the FIF reconstruction
   error, keyed to the clip's target frame like every score here (the FIF is T − 1 frames
@@ -98,7 +103,8 @@ from vad.models.blocks.attention import VarianceAttention
 from vad.models.blocks.kmeans import cluster_loss, kmeans_init, soft_kmeans_distance
 from vad.models.blocks.resnet import ResBlockDown, ResBlockUp
 
-REPRESENTATION_NORMS = ("minmax", "sigmoid", "none")
+REPRESENTATION_NORMS = ("minmax", "l1l2", "sigmoid", "none")
+SCORE_ERRORS = ("l1_sum", "squared_mean", "euclidean", "none")
 
 
 # -- the two autoencoders ---------------------------------------------------------------------------
@@ -202,7 +208,8 @@ class STDAE(nn.Module):
         attention_kernel: Attention embedding kernel (our choice: 1).
         spatial_norm: BatchNorm after each spatial-encoder block (paper: yes).
         negative_slope: LeakyReLU slope (our choice: 0.2).
-        representation_norm: ``minmax`` (per sample, to [0, 1]) | ``sigmoid`` | ``none``.
+        representation_norm: ``minmax`` (per sample, to [0, 1]) | ``l1l2`` (per location: L1
+            per stream, then L2; the authors' code) | ``sigmoid`` | ``none``.
 
     Shapes:
         ``forward``: clip ``(B, C, T, H, W)`` → `STDAEOutput`; H and W divide by ``2^len(channels)``.
@@ -239,8 +246,21 @@ class STDAE(nn.Module):
         self.size_multiple = 2 ** len(channels)  # frame H and W must divide by it (poolings)
 
     def representation(self, z_a: torch.Tensor | None, z_m: torch.Tensor | None) -> torch.Tensor:
-        """r: [z_a, z_m] concatenated per location, then normalised (our choice: per-sample
-        min–max to [0, 1])."""
+        """r: [z_a, z_m] concatenated per location, then normalised (``representation_norm``).
+
+        * ``minmax`` (our reading of §3.5's "normalize ... within [0, 1]"): min–max over all
+          channels and locations of each sample, so every location depends on the frame's
+          extremes;
+        * ``l1l2`` (the authors' code, not the paper's text): each stream L1-normalised over its
+          channels at each location, then the concatenation L2-normalised at each location; r
+          of a location depends on that location alone, and ‖r‖ = 1. (Their encoders end in a
+          conv + ReLU before the L1 step and their decoders read the L1-normalised z; here only
+          r is normalised, the decoders read z as before: ours.)
+        * ``sigmoid``, ``none``: alternatives (ours).
+        """
+        if self.representation_norm == "l1l2":
+            streams = [F.normalize(z, p=1, dim=1) for z in (z_a, z_m) if z is not None]
+            return F.normalize(torch.cat(streams, dim=1), p=2, dim=1)
         r = torch.cat([z for z in (z_a, z_m) if z is not None], dim=1)
         if self.representation_norm == "minmax":
             low = r.flatten(1).amin(1).view(-1, 1, 1, 1)
@@ -272,20 +292,58 @@ def gradient_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return loss
 
 
-def frame_regularity(error: torch.Tensor, distance: torch.Tensor | None = None,
-                     eps: float = 1e-8) -> torch.Tensor:
-    """Eq. (13): s = 1 / Σ_pixels (D_u ⊙ ‖x_lif − x̂_lif‖); high = normal.
+def weighted_error_map(error: torch.Tensor, distance: torch.Tensor | None = None,
+                       kind: str = "l1_sum") -> torch.Tensor:
+    """Eq. (13)'s per-pixel term D_u ⊙ e(x_lif, x̂_lif), e as ``kind`` reads the error.
 
     Args:
-        error: Per-pixel prediction error ``(B, 1, H, W)``.
+        error: ‖x_lif − x̂_lif‖ per pixel, the Euclidean norm over colour channels ``(B, 1, H, W)``.
+        distance: D_u ``(B, 1, H, W)``, the cluster distance upsampled to the frame; ``None``: 1.
+        kind: ``l1_sum`` | ``euclidean`` → D_u·‖e‖ and D_u·‖e‖² (summed by `frame_regularity`);
+            ``squared_mean`` → D_u·‖e‖² (averaged); ``none`` → D_u alone (see `ScoreConfig`).
+
+    Returns:
+        ``(B, 1, H, W)``.
+    """
+    if kind not in SCORE_ERRORS:
+        raise ValueError(f"score.error must be one of {SCORE_ERRORS}, got {kind!r}")
+    term = {"l1_sum": error, "none": torch.ones_like(error)}.get(kind, error.pow(2))
+    return term if distance is None else distance * term
+
+
+def frame_error(error: torch.Tensor, distance: torch.Tensor | None = None,
+                kind: str = "l1_sum") -> torch.Tensor:
+    """The denominator of Eq. (13): the frame's D_u-weighted prediction error → ``(B,)``.
+
+    ``l1_sum``: Σ_pixels D_u·‖e‖ (ours, the old default); ``squared_mean``: mean_pixels D_u·‖e‖²
+    (the authors' code; they also average e² over colour channels, a constant factor C that the
+    min–max of Eq. 14 removes); ``euclidean``: (Σ_pixels D_u·‖e‖²)^½, the Euclidean distance
+    between x_lif and x̂_lif over all pixel positions (the paper's words, §3.7), D_u weighting
+    each pixel's squared term (our reading); ``none``: mean_pixels D_u (a diagnostic, ours).
+    """
+    term = weighted_error_map(error, distance, kind).flatten(1)
+    if kind == "l1_sum":
+        return term.sum(1)
+    if kind == "euclidean":
+        return term.sum(1).sqrt()
+    return term.mean(1)
+
+
+def frame_regularity(error: torch.Tensor, distance: torch.Tensor | None = None,
+                     eps: float = 1e-8, kind: str = "l1_sum") -> torch.Tensor:
+    """Eq. (13): s = 1 / (D_u ⊙ e(x_lif, x̂_lif) over all pixels), e read by ``kind``
+    (`frame_error`); high = normal.
+
+    Args:
+        error: Per-pixel prediction error ‖x_lif − x̂_lif‖ ``(B, 1, H, W)``.
         distance: D_u ``(B, 1, H, W)``, the cluster distance upsampled to the frame; ``None``: 1.
         eps: Guard of the reciprocal (ours).
+        kind: `ScoreConfig.error`.
 
     Returns:
         s ``(B,)``.
     """
-    weighted = error if distance is None else distance * error
-    return 1.0 / (weighted.flatten(1).sum(1) + eps)
+    return 1.0 / (frame_error(error, distance, kind) + eps)
 
 
 @dataclass
@@ -303,6 +361,30 @@ class KMeansConfig:
     minibatch: bool = False  # MiniBatchKMeans instead of KMeans
     n_init: int = 1
     phase1_ckpt: str | None = None  # start from this checkpoint's autoencoders (ours: for sweeps)
+
+
+@dataclass
+class ScoreConfig:
+    """Eq. (13)'s error term and reciprocal; Eq. (14) is the shared ``eval.normalization``.
+
+    The paper: s = 1 / (D_u · "the Euclidean distance between x_lif and x̂_lif over all pixel
+    positions"); what exactly is summed is open. ``error`` (see `frame_error`):
+
+    * ``l1_sum``: Σ D_u·‖e‖, an L1 sum over pixels (ours; the recipe before issue 24);
+    * ``squared_mean``: mean D_u·e² (the authors' code, ChangYunPeng/VideoAnomalyDetection);
+    * ``euclidean``: (Σ D_u·e²)^½ (our reading of the paper's words);
+    * ``none``: mean D_u alone, no prediction error (a diagnostic, ours).
+
+    ``reciprocal``: s = 1 / error (the paper); ``False`` scores the weighted error itself, so the
+    per-video min–max acts on it, not on its reciprocal (a diagnostic, ours).
+    """
+
+    error: str = "l1_sum"
+    reciprocal: bool = True
+
+    def __post_init__(self) -> None:
+        if self.error not in SCORE_ERRORS:
+            raise ValueError(f"score.error must be one of {SCORE_ERRORS}, got {self.error!r}")
 
 
 @dataclass
@@ -331,6 +413,7 @@ class STDAEModule(VADModule):
         clusters: K (paper: 32; Table 3: 4-64); 0 switches the deep K-means off.
         kmeans: `KMeansConfig` fields.
         loss: `LossConfig` fields.
+        score: `ScoreConfig` fields (Eq. 13's error term; the reciprocal).
         score_eps: ε in Eq. (13)'s reciprocal.
         score_distance: Weight the error by D_u in Eq. (13) (paper); ``False`` scores the error
             alone, D_u ≡ 1, after training with the centres all the same (ours: a diagnostic that
@@ -348,6 +431,7 @@ class STDAEModule(VADModule):
         clusters: int = 32,
         kmeans: dict | KMeansConfig | None = None,
         loss: dict | LossConfig | None = None,
+        score: dict | ScoreConfig | None = None,
         score_eps: float = 1e-8,
         score_distance: bool = True,
         compile: bool = False,
@@ -362,6 +446,7 @@ class STDAEModule(VADModule):
         self.automatic_optimization = False
         self.kmeans_cfg = config_section(KMeansConfig, kmeans)
         self.loss_cfg = config_section(LossConfig, loss)
+        self.score_cfg = config_section(ScoreConfig, score)
         self.score_eps = score_eps
         self.score_distance = score_distance
         self.clusters = clusters
@@ -462,7 +547,7 @@ class STDAEModule(VADModule):
         return optimizers, [self.scheduler_factory(optimizer=optimizers[0])]
 
     # -- score: Eq. (13); Eq. (14) is the shared per-video min–max -------------------------------
-    def error_map(self, clip: torch.Tensor, out: STDAEOutput) -> torch.Tensor:
+    def prediction_error(self, clip: torch.Tensor, out: STDAEOutput) -> torch.Tensor:
         """‖x_lif − x̂_lif‖ per pixel (Euclidean over channels) → ``(B, 1, H, W)``.
 
         x̂_lif = x̂_fif + x̂_diff (§3.7); without the spatial AE x_fif + x̂_diff; without the motion
@@ -484,16 +569,32 @@ class STDAEModule(VADModule):
         distance = self.cluster_distance(out, self.centres)[:, None]
         return F.interpolate(distance, size=size, mode="nearest")
 
+    def _error_and_distance(self, batch: ClipBatch
+                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.net(batch.clip)
+        error = self.prediction_error(batch.clip, out)
+        distance = (self.distance_map(out, tuple(error.shape[-2:])) if self.score_distance
+                    else None)
+        return error, distance
+
     def score(self, batch: ClipBatch) -> torch.Tensor:
         """−s (Eq. 13) → ``(B, 1)``: higher = more anomalous.
 
         The shared ``minmax`` normalisation of −s per video gives 1 − S(t) (Eq. 14) exactly.
+        With ``score.reciprocal=false`` (diagnostic) the weighted error itself.
         """
-        out = self.net(batch.clip)
-        error = self.error_map(batch.clip, out)
-        distance = (self.distance_map(out, tuple(error.shape[-2:])) if self.score_distance
-                    else None)
-        return -frame_regularity(error, distance, self.score_eps)[:, None]
+        error, distance = self._error_and_distance(batch)
+        if not self.score_cfg.reciprocal:
+            return frame_error(error, distance, self.score_cfg.error)[:, None]
+        return -frame_regularity(error, distance, self.score_eps, self.score_cfg.error)[:, None]
+
+    def error_map(self, batch: ClipBatch) -> torch.Tensor:
+        """Eq. (13)'s per-pixel term D_u ⊙ e (``score.error``'s reading; D_u alone for ``none``)
+        of the target frame → ``(B, 1, H, W)``, higher = more anomalous: the heat map of
+        `vad.detect` ``render=true``. The frame score is its sum or mean, turned round by the
+        reciprocal."""
+        error, distance = self._error_and_distance(batch)
+        return weighted_error_map(error, distance, self.score_cfg.error)
 
     # -- phases: K-means initialisation and the LR schedule -----------------------------------------
     def on_train_epoch_start(self) -> None:

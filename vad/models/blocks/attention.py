@@ -12,6 +12,12 @@ vary most across channels, i.e. where the stacked frames move.
 * ``scaled``:   z · H·W·att        (mean weight 1: static areas damped, moving ones amplified);
 * ``residual``: z · (1 + H·W·att)  (never below z: moving areas amplified, static kept);
 * ``exp``:      z · exp(att)       (≈ z · (1 + att): nearly the identity at useful sizes).
+                                   This is the authors' code (ChangYunPeng/VideoAnomalyDetection,
+                                   ``Variance_Attention``: exp(softmax over space of the channel
+                                   variance) · z), not the paper's text.
+
+``residual`` multiplies by up to 1 + H·W (×4097 on a 64×64 map) where one location dominates;
+issue 24 compares it with ``exp`` on real Ped2 (docs/results.md).
 
 The embedding's kernel size is not given either (``kernel_size``, our choice 1: a 1×1 conv).
 """
