@@ -116,3 +116,14 @@ def test_archived_runs_give_the_same_summary(tmp_path):
     assert sorted(p.name for p in kept.rglob("*") if p.is_file()) == [
         "config.yaml", "metrics.json", "run.json"]
     assert summary_table([tmp_path / "docs_runs"]) == summary_table([runs])
+
+
+def test_run_json_names_the_commit_the_command_started_from(tmp_path, monkeypatch):
+    from vad.results import RunRecord
+
+    record = RunRecord(tmp_path, ["seed=1"], "train")
+    monkeypatch.setenv("VAD_COMMIT", "started_at")
+    record.start()
+    monkeypatch.setenv("VAD_COMMIT", "committed_meanwhile")  # a commit while the run trains
+    record.finish("ok")
+    assert json.loads((tmp_path / "run.json").read_text())["commit"] == "started_at"

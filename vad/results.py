@@ -143,11 +143,14 @@ class RunRecord:
         self.overrides = list(overrides)
         self.task = task
         self.started = 0.0
+        self.commit = "unknown"
         self.previous = {"wall_s": 0.0, "commands": 0}
         self.versions = package_versions()
 
     def start(self) -> None:
         self.started = time.time()
+        # The code this command imported: a commit made while it runs is not what it ran.
+        self.commit = git_commit()
         resumed = any(o.startswith("ckpt_path=") for o in self.overrides)
         if resumed and self.path.exists():
             old = json.loads(self.path.read_text())
@@ -165,7 +168,7 @@ class RunRecord:
             "command": f"python -m vad.{self.task} " + " ".join(map(shlex.quote,
                                                                      self.overrides)),
             "overrides": self.overrides,
-            "commit": git_commit(),
+            "commit": self.commit,
             "machine": machine(),
             "versions": self.versions,
             "started": self._iso(self.started),
