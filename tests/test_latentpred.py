@@ -394,7 +394,8 @@ def test_short_synthetic_run_beats_the_untrained_model(tmp_path: Path):
 
 # -- configs --------------------------------------------------------------------------------------
 FAKES = [("ped1", "ped1/ucsd", []), ("ped2", "ped2/videos", []),
-         ("avenue", "avenue/original", []), ("shanghaitech", "shanghaitech", ["data.scenes=[1]"]),
+         ("avenue", "avenue/original", []),
+         ("shanghaitech", "shanghaitech", ["data.scenes=[1]", "model.score.frames=span"]),
          ("streetscene", "streetscene", [])]
 
 
