@@ -261,3 +261,64 @@ def test_window_minmax_normalises_each_frame_within_its_centred_window():
     np.testing.assert_allclose(table.normalized[0], expected)
     assert evaluation_policy("window_minmax", 0, "mean", None, "anomaly", 3)[
         "normalization_window"] == 3
+
+
+# -- EER and the threshold on the scores they are defined on --------------------------------------
+# Two videos on different scales, each perfectly ranked: normalised per video they separate the
+# classes completely (EER 0); pooled raw, each video's normal frames overlap the other's
+# anomalies (EER 0.5: FPR = FNR = 1/2 between the two scales).
+SCALED_RAW = [np.array([0.0, 1, 2, 3]), np.array([10.0, 11, 12, 13])]
+SCALED_LABELS = [np.array([0, 0, 1, 1], bool)] * 2
+
+
+def test_eer_is_that_of_the_normalised_scores():
+    metrics, _, _ = score_videos(["a", "b"], SCALED_RAW, SCALED_LABELS, "minmax")
+    assert metrics["auc_micro"] == 1.0 and metrics["eer"] == 0.0
+    assert metrics["auc_micro_raw"] == pytest.approx(0.75)
+
+
+def test_eer_of_raw_scores_when_nothing_is_normalised():
+    metrics, _, _ = score_videos(["a", "b"], SCALED_RAW, SCALED_LABELS, "none")
+    assert metrics["eer"] == pytest.approx(0.5)
+    assert metrics["auc_micro"] == pytest.approx(0.75) == metrics["auc_micro_raw"]
+
+
+def test_the_threshold_applies_to_the_normalised_regularity():
+    # Regularity 1 - s below 0.5 <=> normalised s > 0.5: frames 2 and 3 of each video. On raw
+    # scores every frame of video b (1 - 10 < 0.5) would be flagged.
+    metrics, _, detections = score_videos(["a", "b"], SCALED_RAW, SCALED_LABELS, "minmax",
+                                          threshold=0.5)
+    assert detections == {"a": [(2, 3)], "b": [(2, 3)]}
+    assert metrics["detection_precision"] == 1.0 and metrics["detection_recall"] == 1.0
+
+
+# -- the two macro AUCs ------------------------------------------------------------------------
+def test_padded_macro_auc_counts_single_class_videos():
+    raw = [np.array([0.1, 0.2, 0.9, 0.8]), np.array([0.2, 0.5, 0.9])]
+    labels = [np.array([0, 0, 1, 1], bool), np.ones(3, bool)]  # b: every frame anomalous
+    metrics, _, _ = score_videos(["a", "b"], raw, labels, "none", macro_auc="padded")
+    # b padded: a normal frame at 0.2, an anomalous one at 0.9 -> anomalies {0.2, 0.5, 0.9, 0.9}
+    # against the normal 0.2: (0.5 + 1 + 1 + 1) / 4.
+    assert metrics["per_video"][1]["auc_padded"] == pytest.approx(0.875)
+    assert metrics["per_video"][1]["auc"] is None
+    # a padded: normals {0.1, 0.1, 0.2}, anomalies {0.8, 0.9, 0.9}: 1.
+    assert metrics["per_video"][0]["auc_padded"] == 1.0
+    assert metrics["auc_macro_padded"] == pytest.approx((1 + 0.875) / 2)
+    assert metrics["auc_macro_skip"] == 1.0  # video a alone
+    assert metrics["auc_macro"] == metrics["auc_macro_padded"]
+    assert metrics["macro_num_videos"] == 2
+    skipped, _, _ = score_videos(["a", "b"], raw, labels, "none")
+    assert skipped["auc_macro"] == 1.0 and skipped["macro_num_videos"] == 1
+    assert skipped["macro_skipped_videos"] == ["b"]
+    with pytest.raises(ValueError, match="eval.macro_auc"):
+        score_videos(["a", "b"], raw, labels, "none", macro_auc="all")
+
+
+def test_padded_auc_by_hand():
+    rng = np.random.default_rng(1)
+    scores, labels = rng.random(40), rng.random(40) < 0.4
+    padded_scores = np.concatenate([[scores.min()], scores, [scores.max()]])
+    padded_labels = np.concatenate([[False], labels, [True]])
+    metrics, _, _ = score_videos(["v"], [scores], [labels], "minmax")
+    assert metrics["per_video"][0]["auc_padded"] == pytest.approx(
+        rank_auc(minmax(padded_scores), padded_labels), abs=1e-6)

@@ -47,7 +47,10 @@ from vad.data.datamodule import ClipBatch
 from vad.results import git_commit, machine
 from vad.train import CONFIG_DIR
 
-METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+# The no-learning references (framediff, background) have no training step to time.
+REFERENCES = ("background", "framediff")
+METHODS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml")
+                 if p.stem not in REFERENCES)
 
 
 class WindowStream:

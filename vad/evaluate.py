@@ -62,10 +62,10 @@ def rescore(cfg: DictConfig) -> dict:
     ev = cfg.eval
     metrics, table, detections = score_videos(
         names, scores, labels, ev.normalization, ev.smoothing_sigma, ev.threshold, ev.score_direction,
-        ev.normalization_window)
+        ev.normalization_window, ev.macro_auc)
     policy = evaluation_policy(ev.normalization, ev.smoothing_sigma,
                                scored_with["window_aggregation"], ev.threshold,
-                               ev.score_direction, ev.normalization_window)
+                               ev.score_direction, ev.normalization_window, ev.macro_auc)
     metrics = {**metrics, **policy, **scored_with, "rescored_from": str(scores_csv)}
     report.write_all(Path(cfg.paths.output_dir), metrics, table, detections, cfg.eval.plots)
     return {f"test/{k}": float(v) for k, v in metrics.items()

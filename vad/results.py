@@ -1,5 +1,10 @@
 """Run folders → result rows: ``python -m vad.results RUN_DIR... [--append docs/results.md]``.
 
+``--compare RUN_A RUN_B`` prints both runs' per-video AUCs side by side; ``--summary FOLDER...``
+writes the summary table (one row per dataset and method: best reduced and full recipe, the
+paper's number, the no-learning `framediff` reference under the same evaluation settings) and
+``--write docs/results.md`` puts it under that file's ``## Summary`` heading.
+
 Every ``vad.train``/``vad.evaluate`` run writes ``run.json`` beside its ``metrics.json``: the
 command, the commit, the machine, start and end, the wall time (summed over the commands of a
 run resumed in the same folder) and a status. This module reads those two files back and writes
@@ -233,12 +238,22 @@ def read_run(run_dir: Path) -> ResultRow:
                      info.get("wall_s", 0.0))
 
 
-def markdown_table(rows: list[ResultRow], summary: bool = False) -> str:
-    """docs/results.md's table, or with ``summary=True`` a sweep's (overrides, status, metrics)."""
+def markdown_table(rows: list[ResultRow], summary: bool = False,
+                   reference: ResultRow | None = None) -> str:
+    """docs/results.md's table, or with ``summary=True`` a sweep's (overrides, status, metrics).
+    A ``reference`` run (`framediff` under the rows' evaluation settings) adds each row's margin
+    over its auc_micro."""
     header = ResultRow.SUMMARY_HEADER if summary else ResultRow.HEADER
+    base = reference.metrics.get("auc_micro") if reference is not None else None
+    if reference is not None:
+        header = (*header, f"margin over {reference.name} ({base:.3f})")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(row.summary_cells() if summary else row.cells()) + " |"
-              for row in rows]
+    for row in rows:
+        cells = row.summary_cells() if summary else row.cells()
+        if reference is not None:
+            value = row.metrics.get("auc_micro") if row.status == "ok" else None
+            cells = [*cells, f"{value - base:+.3f}" if isinstance(value, float) else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -250,18 +265,236 @@ def write_summary_csv(path: Path, rows: list[ResultRow]) -> None:
         writer.writerows(records)
 
 
+def per_video(run_dir: Path) -> dict[str, dict]:
+    """A run's per-video diagnostics from its ``metrics.json``, keyed by video."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the run has not been tested")
+    metrics = json.loads(path.read_text())
+    if "per_video" not in metrics:
+        raise ValueError(f"{path} has no per-video metrics (written before they existed): "
+                         f"rescore it with python -m vad.evaluate scores_csv={Path(run_dir) / 'scores.csv'}")
+    return {entry["video"]: entry for entry in metrics["per_video"]}
+
+
+def compare_table(run_a: Path, run_b: Path) -> str:
+    """Both runs' per-video AUCs side by side (markdown): which videos a change moved."""
+    from vad.evaluation.report import format_auc
+
+    a, b = per_video(run_a), per_video(run_b)
+    header = ("video", "frames", "anomalous", f"auc A ({Path(run_a).name})",
+              f"auc B ({Path(run_b).name})", "padded A", "padded B", "padded B − A")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for video in sorted(a.keys() | b.keys()):
+        first, second = a.get(video), b.get(video)
+        known = first or second
+        delta = (f"{second['auc_padded'] - first['auc_padded']:+.3f}" if first and second else "—")
+        lines.append("| " + " | ".join([
+            video, str(known["frames"]), f"{known['anomalous_share']:.0%}",
+            format_auc(first and first["auc"]), format_auc(second and second["auc"]),
+            format_auc(first and first["auc_padded"]), format_auc(second and second["auc_padded"]),
+            delta]) + " |")
+    return "\n".join(lines)
+
+
+# -- the summary table -------------------------------------------------------------------------
+REFERENCE = "vad.models.framediff.FrameDiffModule"
+# The evaluation settings a reference must share with a row to stand beside it.
+EVAL_KEYS = ("normalization", "normalization_window", "smoothing_sigma")
+# Overrides that leave a recipe the recipe (where it runs, its seed, what it writes).
+RECIPE_KEEPING = ("seed=", "data.root=", "data.num_workers=", "data.cache_dir=", "~logger",
+                  "logger=", "eval.plots=", "callbacks.", "experiment=")
+
+
+@dataclass
+class SummaryRun:
+    """What the summary needs of one finished run."""
+
+    experiment: str | None
+    model: str
+    dataset: str
+    image_size: tuple | None
+    eval_policy: tuple
+    auc: float
+    commit: str
+    started: str
+    recipe_as_is: bool
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run folders: each path that holds ``run.json``, else every run folder below it."""
+    found = []
+    for path in map(Path, paths):
+        found += [path] if (path / RUN_INFO).exists() else sorted(
+            p.parent for p in path.rglob(RUN_INFO))
+    return found
+
+
+def summary_run(run_dir: Path) -> SummaryRun | None:
+    """A finished, tested run as the summary sees it; None for anything else."""
+    from omegaconf import OmegaConf
+
+    info_path, metrics_path = run_dir / RUN_INFO, run_dir / "metrics.json"
+    config_path = run_dir / ".hydra" / "config.yaml"
+    if not (info_path.exists() and metrics_path.exists() and config_path.exists()):
+        return None
+    info, metrics = json.loads(info_path.read_text()), json.loads(metrics_path.read_text())
+    if info.get("status") != "ok" or not isinstance(metrics.get("auc_micro"), float):
+        return None
+    config = OmegaConf.load(config_path)
+    data = config.get("data", {})
+    size = data.get("image_size")
+    return SummaryRun(
+        experiment=config.get("experiment_name"),
+        model=str(config.model._target_),
+        dataset=str(data.get("_target_", "")),
+        image_size=tuple(size) if size is not None else None,
+        eval_policy=tuple(metrics.get(key) for key in EVAL_KEYS),
+        auc=metrics["auc_micro"], commit=info.get("commit", "unknown"),
+        started=info.get("started", ""),
+        recipe_as_is=all(o.startswith(RECIPE_KEEPING) for o in info.get("overrides", [])))
+
+
+@dataclass
+class Recipe:
+    """A paper-table row's recipes: ``name`` (full) and ``name_cpu`` (reduced)."""
+
+    name: str
+    model: str
+    dataset: str
+    data_name: str
+    paper: str
+    eval_policy: tuple
+    image_size: tuple | None
+
+
+def paper_recipes() -> list[Recipe]:
+    """Every full recipe in ``conf/experiment/`` on a benchmark (synthetic ones left out), with
+    the model, dataset, paper number and evaluation settings its composed config gives."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    names = sorted(p.stem for p in (conf / "experiment").glob("*.yaml")
+                   if not p.stem.endswith("_cpu"))
+    recipes = []
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        for name in names:
+            cfg = compose("train", overrides=[f"experiment={name}"])
+            data_name = cfg.data._target_.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+            if data_name == "synthetic":
+                continue
+            size = cfg.data.get("image_size")
+            recipes.append(Recipe(
+                name=name, model=str(cfg.model._target_), dataset=str(cfg.data._target_),
+                data_name=data_name, paper=str(cfg.get("paper_auc") or "—"),
+                eval_policy=tuple(cfg.eval.get(key) for key in EVAL_KEYS),
+                image_size=tuple(size) if size is not None else None))
+    GlobalHydra.instance().clear()
+    return recipes
+
+
+def best_cell(runs: list[SummaryRun]) -> str:
+    """The best auc_micro of the newest commit's runs of a recipe, with the commit and count."""
+    if not runs:
+        return "**not run**"
+    newest = max(runs, key=lambda r: r.started).commit
+    chosen = [r for r in runs if r.commit == newest]
+    best = max(r.auc for r in chosen)
+    count = f", best of {len(chosen)}" if len(chosen) > 1 else ""
+    return f"{best:.3f} ({newest}{count})"
+
+
+def reference_cell(recipe: Recipe, runs: list[SummaryRun]) -> str:
+    """`framediff` (its defaults) on the row's dataset under the row's evaluation settings; the
+    run at the recipe's frame size if there is one, else the largest."""
+    matching = [r for r in runs if r.model == REFERENCE and r.recipe_as_is
+                and r.dataset == recipe.dataset and r.eval_policy == recipe.eval_policy]
+    if not matching:
+        return "**not run**"
+    same_size = [r for r in matching if r.image_size == recipe.image_size]
+    run = max(same_size or matching, key=lambda r: (r.image_size or (0, 0), r.started))
+    size = "×".join(map(str, run.image_size)) if run.image_size else "source size"
+    return f"{run.auc:.3f} ({size})"
+
+
+def summary_table(run_dirs: list[Path]) -> str:
+    """The ``## Summary`` table of docs/results.md from run folders."""
+    runs = [run for run in map(summary_run, find_runs(run_dirs)) if run is not None]
+    header = ("dataset", "`model=`", "best reduced-recipe auc_micro (commit)",
+              "best full-recipe auc_micro (commit)", "paper", "`framediff`, same `eval`")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for recipe in sorted(paper_recipes(), key=lambda r: (r.data_name, r.name)):
+        variant = recipe.name.removeprefix(recipe.name.split("_")[0] + "_" + recipe.data_name)
+        method = recipe.model.rsplit(".", 2)[-2] + (f" ({variant.strip('_')})" if variant else "")
+        of = lambda name: [r for r in runs if r.experiment == name and r.recipe_as_is]  # noqa: E731
+        lines.append("| " + " | ".join([
+            recipe.data_name, f"`{method}`", best_cell(of(f"{recipe.name}_cpu")),
+            best_cell(of(recipe.name)), recipe.paper, reference_cell(recipe, runs)]) + " |")
+    return "\n".join(lines)
+
+
+def replace_section(path: Path, heading: str, body: str) -> None:
+    """Put ``body`` under ``heading`` in a markdown file (replacing what was there up to the
+    next heading of the same level; inserted after the title when the heading is new)."""
+    text = Path(path).read_text()
+    lines = text.splitlines()
+    level = heading.split(" ", 1)[0]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i].startswith(level + " ")), len(lines))
+    else:
+        start = end = next((i for i, line in enumerate(lines) if line.startswith(level + " ")),
+                           len(lines))
+    new = lines[:start] + [heading, "", *body.splitlines(), ""] + lines[end:]
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text("\n".join(new) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders (with run.json)")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run folders (with run.json); with --summary, folders to search")
     parser.add_argument("--append", type=Path, help="append the table to this markdown file")
     parser.add_argument("--title", default=None, help="heading written above an appended table")
+    parser.add_argument("--reference", type=Path,
+                        help="a framediff run under the same eval settings: adds each row's margin")
+    parser.add_argument("--compare", action="store_true",
+                        help="two run folders: their per-video AUCs side by side")
+    parser.add_argument("--summary", action="store_true",
+                        help="the summary table: one row per dataset and method")
+    parser.add_argument("--write", type=Path,
+                        help="with --summary: replace this markdown file's '## Summary' section")
     args = parser.parse_args(argv)
-    table = markdown_table([read_run(run) for run in args.runs])
+    if args.compare:
+        if len(args.runs) != 2:
+            parser.error("--compare takes exactly two run folders")
+        print(compare_table(*args.runs))
+        return
+    if args.summary:
+        table = summary_table(args.runs)
+        print(table)
+        if args.write:
+            replace_section(args.write, "## Summary", SUMMARY_PREAMBLE + "\n\n" + table)
+        return
+    reference = read_run(args.reference) if args.reference else None
+    table = markdown_table([read_run(run) for run in args.runs], reference=reference)
     print(table)
     if args.append:
         heading = f"\n### {args.title}\n\n" if args.title else "\n"
         with open(args.append, "a") as handle:
             handle.write(heading + table + "\n")
+
+
+SUMMARY_PREAMBLE = (
+    "Generated by `python -m vad.results --summary outputs --write docs/results.md` from the run "
+    "folders (every number is a row further down). Reduced recipes are `experiment=<row>_cpu` "
+    "(2-core CPU), full ones `experiment=<row>` (the paper's, GPU). *best*: the highest "
+    "auc_micro among the runs of the recipe as it is (any seed) at the newest commit that ran it. "
+    "`framediff`: frame differencing, no learning (`model=framediff`, k = 1, p = 2), on the same "
+    "dataset under the row's normalisation and smoothing, at the frame size given.")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         # explicitly, since "best" makes Lightning warn about the second one (last.ckpt).
         best = next((c.best_model_path for c in trainer.checkpoint_callbacks
                      if isinstance(c, ModelCheckpoint)), "")
-        if not best:
+        if not model.learns:
+            log.info("%s has no trainable parameters: nothing was trained, it is tested as it is",
+                     type(model).__name__)
+        elif not best:
             log.warning("no best checkpoint (fast_dev_run or no checkpoint callback): testing the last weights")
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None,
                      verbose=False)

@@ -22,8 +22,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from vad.evaluation.metrics import auc, has_both_classes
-
 MODES = ("online", "offline", "disabled")
 
 log = logging.getLogger(__name__)
@@ -90,7 +88,7 @@ def log_evaluation(run, metrics: dict, table, plot_dir: Path | None) -> None:
             data[f"test/plots/{direction}"] = [wandb.Image(str(p), caption=p.stem) for p in curves]
         if (plot_dir / "roc.png").exists():
             data["test/plots/roc"] = wandb.Image(str(plot_dir / "roc.png"))
-    rows, per_video = [], []
+    rows = []
     for video, frames, raw, normalized, labels in zip(table.video, table.frame, table.score,
                                                       table.normalized, table.label):
         shown = 1 - normalized if direction == "regularity" else normalized
@@ -100,12 +98,11 @@ def log_evaluation(run, metrics: dict, table, plot_dir: Path | None) -> None:
             xs=np.asarray(frames).tolist(), ys=[shown.tolist(), labels.astype(float).tolist()],
             keys=[f"{direction} score", "ground truth (1 = anomalous)"], title=f"video {video}",
             xname="frame")
-        per_video.append([video, len(labels), int(labels.sum()),
-                          auc(normalized, labels) if has_both_classes(labels) else None])
     data["test/scores"] = wandb.Table(
         columns=["video", "frame", "score", "score_normalized", "label"], data=rows)
+    columns = ["video", "frames", "anomalous_frames", "anomalous_share", "auc", "auc_padded"]
     data["test/per_video_auc"] = wandb.Table(
-        columns=["video", "frames", "anomalous_frames", "auc"], data=per_video)
+        columns=columns, data=[[v[c] for c in columns] for v in metrics.get("per_video", [])])
     run.log(data)
 
 

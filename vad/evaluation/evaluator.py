@@ -48,6 +48,7 @@ def score_videos(
     threshold: float | None = None,
     score_direction: str = "regularity",
     normalization_window: int = 0,
+    macro_auc: str = "skip",
 ) -> tuple[dict, FrameTable, dict[str, list[tuple[int, int]]]]:
     """Metrics of per-video frame scores.
 
@@ -65,6 +66,8 @@ def score_videos(
         score_direction: Which score thresholds and plots show (metrics always rank the
             anomaly score, higher = more anomalous).
         normalization_window: Frames of the ``window_minmax`` window.
+        macro_auc: ``skip`` (single-class videos left out) or ``padded`` (every video, padded
+            with a normal and an anomalous frame): which one ``auc_macro`` is; both are given.
 
     Returns:
         ``(metrics, table, detections)``: the metrics dict, the per-frame table and, if a
@@ -95,13 +98,17 @@ def score_videos(
     metrics = {"labelled": has_labels}
     if has_labels:
         smoothed_raw = [postprocess(s, "none", smoothing_sigma) for s in table.score]
-        metrics.update(frame_metrics(table.normalized, smoothed_raw, table.label))
+        metrics.update(frame_metrics(table.normalized, smoothed_raw, table.label, macro_auc))
         if np.isnan(metrics["auc_micro"]):
             log.warning("the scored frames hold a single class: AUC and EER are undefined (NaN)")
         single_class = [v for v, y in zip(table.video, table.label) if not has_both_classes(y)]
         if single_class:
-            log.info("auc_macro skips %d video(s) with a single class: %s", len(single_class),
-                     ", ".join(single_class))
+            log.info("auc_macro_skip leaves out %d video(s) with a single class: %s",
+                     len(single_class), ", ".join(single_class))
+        metrics["per_video"] = [
+            {"video": name, "frames": len(y), "anomalous_frames": int(y.sum()),
+             "anomalous_share": float(y.mean()), **aucs}
+            for name, y, aucs in zip(table.video, table.label, metrics["per_video"])]
         metrics.update({"num_anomalous_frames": int(sum(y.sum() for y in table.label)),
                         "macro_skipped_videos": single_class})
     else:
@@ -135,9 +142,10 @@ def score_videos(
 
 def evaluation_policy(normalization: str, smoothing_sigma: float, window_aggregation: str,
                       threshold: float | None, score_direction: str,
-                      normalization_window: int = 0) -> dict:
+                      normalization_window: int = 0, macro_auc: str = "skip") -> dict:
     """The evaluation options a run used, as recorded in ``metrics.json``."""
     return {"normalization": normalization, "normalization_window": int(normalization_window),
+            "macro_auc": macro_auc,
             "smoothing_sigma": float(smoothing_sigma),
             "window_aggregation": window_aggregation, "threshold": threshold,
             "score_direction": score_direction,
@@ -181,6 +189,7 @@ class FrameEvaluator(L.Callback):
         output_dir: Run directory for the files; ``None`` writes nothing.
         plots: Write a regularity plot per test video and a ROC plot.
         normalization_window: Frames of the ``window_minmax`` normalisation window.
+        macro_auc: Which macro AUC ``test/auc_macro`` is: ``skip`` or ``padded`` (`score_videos`).
     """
 
     def __init__(
@@ -193,6 +202,7 @@ class FrameEvaluator(L.Callback):
         output_dir: str | None = None,
         plots: bool = True,
         normalization_window: int = 0,
+        macro_auc: str = "skip",
     ) -> None:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"eval.normalization must be one of {NORMALIZATIONS}")
@@ -201,6 +211,7 @@ class FrameEvaluator(L.Callback):
         self.score_direction = score_direction
         self.normalization = normalization
         self.normalization_window = int(normalization_window)
+        self.macro_auc = macro_auc
         self.smoothing_sigma = float(smoothing_sigma)
         self.window_aggregation = window_aggregation
         self.threshold = threshold
@@ -247,9 +258,12 @@ class FrameEvaluator(L.Callback):
         metrics, table, detections = score_videos(
             [r.name for r in records], raw, [r.labels for r in records],
             self.normalization, self.smoothing_sigma, self.threshold, self.score_direction,
-            self.normalization_window)
+            self.normalization_window, self.macro_auc)
         log.info("excluded %d unscorable frames of %d", metrics["excluded_frames"],
                  sum(r.num_frames for r in records))
+        if "per_video" in metrics:
+            log.info("per video (auc: videos with both classes; padded: every video):\n%s",
+                     report.per_video_lines(metrics["per_video"]))
         # Batched inference speed: scored frames per second of the whole test loop (loading,
         # forward passes and scoring; every window counted once however many frames it scores).
         metrics["inference_fps"] = metrics["num_frames"] / max(seconds, 1e-9)
@@ -259,7 +273,7 @@ class FrameEvaluator(L.Callback):
                            rank_zero_only=True)
         policy = evaluation_policy(self.normalization, self.smoothing_sigma,
                                    self.window_aggregation, self.threshold, self.score_direction,
-                                   self.normalization_window)
+                                   self.normalization_window, self.macro_auc)
         self.metrics = {**metrics, **policy, **data_policy(trainer.datamodule),
                         **tested_checkpoint(trainer)}
         if not trainer.is_global_zero:

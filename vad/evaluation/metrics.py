@@ -4,7 +4,12 @@
   smoothing) — the number papers report;
 * ``auc_micro_raw``: the same without per-video normalisation (smoothing kept) — what a
   deployment that cannot see a whole video first gets;
-* ``auc_macro``: mean of per-video AUCs over the videos that contain both classes;
+* ``auc_macro_skip``: mean of per-video AUCs over the videos that contain both classes;
+* ``auc_macro_padded``: mean of per-video AUCs over *every* video, each padded with one normal
+  frame scored at its minimum and one anomalous frame scored at its maximum, the protocol of
+  the papers that report a macro AUC (SSMTL; the public ``evaluate.py`` of
+  Accurate-Interpretable-VAD), so that all-anomalous videos (Ped2 08–11) count;
+* ``auc_macro``: one of the two, as ``eval.macro_auc`` says (``skip`` by default);
 * ``eer``: equal error rate of the pooled, normalised scores (FPR = FNR on the ROC).
 """
 
@@ -56,26 +61,53 @@ def has_both_classes(labels: np.ndarray) -> bool:
     return bool(0 < np.sum(labels) < len(labels))
 
 
+MACRO_AUCS = ("skip", "padded")
+
+
+def padded_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """One video's AUC with a normal frame scored at its minimum and an anomalous frame scored
+    at its maximum added: defined for single-class videos too (``auc_macro_padded``)."""
+    scores = np.asarray(scores, np.float64)
+    padded = np.concatenate([[scores.min()], scores, [scores.max()]])
+    return auc(padded, np.concatenate([[False], np.asarray(labels, bool), [True]]))
+
+
+def per_video_aucs(normalized: list[np.ndarray], labels: list[np.ndarray]
+                   ) -> list[dict[str, float | None]]:
+    """Per video: ``auc`` (None for a video with one class) and ``auc_padded``."""
+    return [{"auc": auc(s, y) if has_both_classes(y) else None, "auc_padded": padded_auc(s, y)}
+            for s, y in zip(normalized, labels)]
+
+
 def frame_metrics(
-    normalized: list[np.ndarray], raw: list[np.ndarray], labels: list[np.ndarray]
+    normalized: list[np.ndarray], raw: list[np.ndarray], labels: list[np.ndarray],
+    macro_auc: str = "skip",
 ) -> dict[str, float]:
     """All frame-level metrics from per-video score and label arrays (scorable frames only).
 
     Pooled metrics are NaN when the scored frames hold one class only (e.g. a ``fast_dev_run``
-    that scores a few normal frames); the macro AUC skips single-class videos.
+    that scores a few normal frames). ``macro_auc`` chooses which macro AUC is ``auc_macro``;
+    ``per_video`` holds `per_video_aucs`, in the order of the inputs.
     """
+    if macro_auc not in MACRO_AUCS:
+        raise ValueError(f"eval.macro_auc must be one of {MACRO_AUCS}, got {macro_auc!r}")
     pooled_labels = np.concatenate(labels) if labels else np.zeros(0, bool)
     pooled = np.concatenate(normalized) if normalized else np.zeros(0)
-    per_video = [auc(s, y) for s, y in zip(normalized, labels) if has_both_classes(y)]
-    macro = float(np.mean(per_video)) if per_video else float("nan")
+    videos = per_video_aucs(normalized, labels)
+    two_class = [v["auc"] for v in videos if v["auc"] is not None]
+    nan = float("nan")
+    macro = {"auc_macro_skip": float(np.mean(two_class)) if two_class else nan,
+             "auc_macro_padded": float(np.mean([v["auc_padded"] for v in videos])) if videos
+             else nan}
+    macro["auc_macro"] = macro[f"auc_macro_{macro_auc}"]
+    counts = {"macro_num_videos": len(two_class) if macro_auc == "skip" else len(videos),
+              "per_video": videos}
     if not has_both_classes(pooled_labels):
-        nan = float("nan")
-        return {"auc_micro": nan, "auc_micro_raw": nan, "auc_macro": macro, "eer": nan,
-                "macro_num_videos": len(per_video)}
+        return {"auc_micro": nan, "auc_micro_raw": nan, **macro, "eer": nan, **counts}
     return {
         "auc_micro": auc(pooled, pooled_labels),
         "auc_micro_raw": auc(np.concatenate(raw), pooled_labels),
-        "auc_macro": macro,
+        **macro,
         "eer": eer(pooled, pooled_labels),
-        "macro_num_videos": len(per_video),
+        **counts,
     }

@@ -44,6 +44,19 @@ def write_scores(path: Path, table) -> None:
                                  "" if label is None else int(label)])
 
 
+def format_auc(value: float | None) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def per_video_lines(per_video: list[dict]) -> str:
+    """``metrics.json``'s per-video diagnostics as aligned text: frames, share of anomalous
+    frames, AUC (— for a video with one class) and the padded AUC."""
+    lines = [f"  {'video':<14} {'frames':>6} {'anomalous':>9} {'auc':>6} {'padded':>6}"]
+    lines += [f"  {v['video']:<14} {v['frames']:>6} {v['anomalous_share']:>9.0%} "
+              f"{format_auc(v['auc']):>6} {format_auc(v['auc_padded']):>6}" for v in per_video]
+    return "\n".join(lines)
+
+
 def write_detections(path: Path, detections: dict[str, list[tuple[int, int]]]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

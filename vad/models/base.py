@@ -204,7 +204,24 @@ class VADModule(L.LightningModule):
         # A checkpoint of another method fails here with one line, not with a state-dict diff.
         check_method(checkpoint, f"{type(self).__module__}.{type(self).__qualname__}")
 
+    @property
+    def learns(self) -> bool:
+        """Whether the method has trainable parameters (reference scores such as `framediff`
+        have none)."""
+        return any(p.requires_grad for p in self.parameters())
+
+    def on_train_batch_start(self, batch: ClipBatch, batch_idx: int) -> int | None:
+        # Nothing to optimise: the fit stops at its first batch, after `on_fit_start` (where a
+        # reference such as `background` reads the training frames), and still writes its
+        # checkpoints, so evaluation and detection treat it like any other method.
+        if not self.learns:
+            self.trainer.should_stop = True
+            return -1
+        return None
+
     def configure_optimizers(self):
+        if not self.learns:
+            return None
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer

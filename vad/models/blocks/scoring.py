@@ -31,3 +31,17 @@ def patch_max_error(error_map: torch.Tensor, patch_size: int, stride: int | None
     maps = error_map.reshape(-1, *error_map.shape[-3:]).mean(-3, keepdim=True)
     pooled = F.avg_pool2d(maps, patch_size, stride or patch_size)
     return pooled.flatten(1).amax(1).reshape(lead)
+
+
+POOLINGS = ("mean", "patch_max")
+
+
+def pooled_error(error_map: torch.Tensor, pooling: str = "mean", patch_size: int = 16,
+                 stride: int | None = None) -> torch.Tensor:
+    """One score per frame of ``(..., C, H, W)`` per-pixel errors: their ``mean`` over pixels and
+    channels, or the mean of the worst square patch (``patch_max``, as DESDnet's Eq. 5 score)."""
+    if pooling == "mean":
+        return error_map.flatten(-3).mean(-1)
+    if pooling == "patch_max":
+        return patch_max_error(error_map, patch_size, stride)
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")

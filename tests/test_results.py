@@ -1,0 +1,105 @@
+"""`python -m vad.results`: per-video comparison of two runs and the summary table of
+docs/results.md, from run folders (vad/results.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vad.results import compare_table, main, replace_section, summary_table
+
+PED2 = "vad.data.ped.Ped2DataModule"
+
+
+def fake_run(folder: Path, model: str, auc: float, commit: str, started: str, *,
+             experiment: str | None = None, size=(256, 256), sigma: float = 0.0,
+             overrides: tuple[str, ...] = (), per_video: list | None = None) -> Path:
+    """A finished run folder as `vad.train` leaves it (run.json, metrics.json, .hydra/)."""
+    (folder / ".hydra").mkdir(parents=True)
+    config = {"model": {"_target_": model}, "data": {"_target_": PED2, "image_size": list(size)}}
+    if experiment:
+        config["experiment_name"] = experiment
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "run.json").write_text(json.dumps({
+        "task": "train", "overrides": [*(f"experiment={experiment}",) * bool(experiment),
+                                       *overrides],
+        "commit": commit, "started": started, "status": "ok", "wall_s": 1.0}))
+    (folder / "metrics.json").write_text(json.dumps({
+        "auc_micro": auc, "normalization": "minmax", "normalization_window": 0,
+        "smoothing_sigma": sigma, "per_video": per_video or []}))
+    return folder
+
+
+def row(table: str, model: str) -> list[str]:
+    (line,) = [line for line in table.splitlines() if f"| `{model}` |" in line and "ped2" in line]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is(tmp_path):
+    desdnet = "vad.models.desdnet.DESDnetModule"
+    fake_run(tmp_path / "old", desdnet, 0.9, "aaa", "2026-01-01T00:00:00",
+             experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0)
+    for i, auc in enumerate([0.70, 0.75]):
+        fake_run(tmp_path / f"new{i}", desdnet, auc, "bbb", f"2026-02-0{i + 1}T00:00:00",
+                 experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0, overrides=(f"seed={i}",))
+    # An ablation is not the recipe: never the summary's number, however good.
+    fake_run(tmp_path / "ablation", desdnet, 0.99, "bbb", "2026-02-03T00:00:00",
+             experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,
+             overrides=("model.erasure.enabled=false",))
+    reference = "vad.models.framediff.FrameDiffModule"
+    fake_run(tmp_path / "fd128", reference, 0.901, "ccc", "2026-02-04T00:00:00", size=(128, 128),
+             sigma=3.0)
+    fake_run(tmp_path / "fd256", reference, 0.905, "ccc", "2026-02-04T00:00:01", sigma=3.0)
+    fake_run(tmp_path / "fd256plain", reference, 0.913, "ccc", "2026-02-04T00:00:02")
+    table = summary_table([tmp_path])
+    cells = row(table, "desdnet")
+    assert cells == ["ped2", "`desdnet`", "0.750 (bbb, best of 2)", "**not run**",
+                     "97.5 % (paper 000)", "0.905 (256×256)"]
+    # STD-AE's recipe is scored unsmoothed: the unsmoothed reference, at its own size.
+    assert row(table, "stdae")[2:] == ["**not run**", "**not run**", "96.7 % (paper 001)",
+                                       "0.913 (256×256)"]
+    assert row(table, "convstae")[-1] == "**not run**"  # min_over_max: no reference run
+
+
+def test_summary_is_written_under_its_heading(tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n\nintro\n\n## Summary\n\nold table\n\n## Other\n\nkept\n")
+    replace_section(doc, "## Summary", "new table")
+    assert doc.read_text() == "# Results\n\nintro\n\n## Summary\n\nnew table\n\n## Other\n\nkept\n"
+    fresh = tmp_path / "fresh.md"
+    fresh.write_text("# Results\n\nintro\n\n## Other\n")
+    replace_section(fresh, "## Summary", "table")
+    assert fresh.read_text() == "# Results\n\nintro\n\n## Summary\n\ntable\n\n## Other\n"
+
+
+def test_compare_prints_both_runs_per_video(tmp_path, capsys):
+    def entry(video, auc, padded):
+        return {"video": video, "frames": 10, "anomalous_frames": 5, "anomalous_share": 0.5,
+                "auc": auc, "auc_padded": padded}
+
+    a = fake_run(tmp_path / "a", "m", 0.8, "x", "t", per_video=[entry("01", 0.8, 0.82),
+                                                                 entry("02", None, 0.9)])
+    b = fake_run(tmp_path / "b", "m", 0.9, "x", "t", per_video=[entry("01", 0.6, 0.65),
+                                                                 entry("02", None, 0.95)])
+    main(["--compare", str(a), str(b)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| 01 | 10 | 50% | 0.800 | 0.600 | 0.820 | 0.650 | -0.170 |"
+    assert lines[3] == "| 02 | 10 | 50% | — | — | 0.900 | 0.950 | +0.050 |"
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match="scores_csv="):
+        compare_table(old, b)
+
+
+def test_rows_give_their_margin_over_the_reference(tmp_path, capsys):
+    reference = fake_run(tmp_path / "framediff", "vad.models.framediff.FrameDiffModule", 0.9,
+                         "x", "t")
+    method = fake_run(tmp_path / "method", "vad.models.desdnet.DESDnetModule", 0.85, "x", "t")
+    main([str(method), "--reference", str(reference)])
+    header, _, line = capsys.readouterr().out.splitlines()
+    assert header.endswith("| margin over framediff (0.900) |")
+    assert line.endswith("| 0.850 | — | — | — | — | -0.050 |")
