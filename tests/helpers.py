@@ -160,13 +160,13 @@ def multirun(cwd: Path, *overrides: str, task: str = "train",
              timeout: float = 600) -> tuple[subprocess.CompletedProcess, Path]:
     """``python -m vad.<task> -m overrides`` as a user types it, started in ``cwd`` (a fresh
     folder): no ``hydra.sweep.dir``, no ``PROJECT_ROOT``, so the sweep goes to the default
-    ``<cwd>/outputs/<task>/multiruns/<date>_<time>_<id>/``. Returns the finished process and
+    ``<cwd>/outputs/<task_name>/multiruns/<date>_<time>_<id>/``. Returns the finished process and
     that folder (``cwd/no-sweep-dir`` when the command made none)."""
     env = {k: v for k, v in os.environ.items() if k != "PROJECT_ROOT"}
     env.update(PYTHONPATH=str(REPO), HYDRA_FULL_ERROR="0", WANDB_MODE="offline")
     result = subprocess.run([sys.executable, "-m", f"vad.{task}", "-m", *overrides], cwd=cwd,
                             env=env, capture_output=True, text=True, timeout=timeout)
-    sweeps = sorted((cwd / "outputs" / task / "multiruns").glob("*"))
+    sweeps = sorted((cwd / "outputs").glob("*/multiruns/*"))  # <task_name>: train, eval
     assert len(sweeps) <= 1, sweeps
     return result, sweeps[0] if sweeps else cwd / "no-sweep-dir"
 
