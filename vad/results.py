@@ -359,7 +359,8 @@ REFERENCE = "vad.models.framediff.FrameDiffModule"
 EVAL_KEYS = ("normalization", "normalization_window", "smoothing_sigma")
 # Overrides that leave a recipe the recipe (where it runs, its seed, what it writes).
 RECIPE_KEEPING = ("seed=", "data.root=", "data.num_workers=", "data.cache_dir=", "~logger",
-                  "logger=", "eval.plots=", "callbacks.", "experiment=")
+                  "logger=", "eval.plots=", "callbacks.", "experiment=", "run_dir=",
+                  *BOOKKEEPING_PREFIXES)
 
 
 @dataclass
