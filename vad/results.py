@@ -376,6 +376,7 @@ class SummaryRun:
     commit: str
     started: str
     recipe_as_is: bool
+    default_model: bool   # no model.* override: the method's own defaults (framediff: k=1, p=2)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -409,7 +410,8 @@ def summary_run(run_dir: Path) -> SummaryRun | None:
         eval_policy=tuple(metrics.get(key) for key in EVAL_KEYS),
         auc=metrics["auc_micro"], commit=info.get("commit", "unknown"),
         started=info.get("started", ""),
-        recipe_as_is=all(o.startswith(RECIPE_KEEPING) for o in info.get("overrides", [])))
+        recipe_as_is=all(o.startswith(RECIPE_KEEPING) for o in info.get("overrides", [])),
+        default_model=not any(o.startswith("model.") for o in info.get("overrides", [])))
 
 
 @dataclass
@@ -466,7 +468,7 @@ def best_cell(runs: list[SummaryRun]) -> str:
 def reference_cell(recipe: Recipe, runs: list[SummaryRun]) -> str:
     """`framediff` (its defaults) on the row's dataset under the row's evaluation settings; the
     run at the recipe's frame size if there is one, else the largest."""
-    matching = [r for r in runs if r.model == REFERENCE and r.recipe_as_is
+    matching = [r for r in runs if r.model == REFERENCE and r.default_model
                 and r.dataset == recipe.dataset and r.eval_policy == recipe.eval_policy]
     if not matching:
         return "**not run**"
