@@ -331,13 +331,19 @@ def test_mask_bank_survives_checkpoint_round_trip():
                        unpack_masks(module.masks_next[batch.index], 16, 16))
 
 
-def test_resuming_from_a_checkpoint_restores_masks_and_center(tmp_path: Path):
+def fit_two_epochs(tmp_path: Path):
+    """A module trained for two epochs (erasure writes masks in epoch 2) and its trainer."""
     L.seed_everything(0)
     first = make_module()
     trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
                         default_root_dir=tmp_path)
     trainer.fit(first, tiny_datamodule())
+    return first, trainer
+
+
+def test_resuming_from_a_checkpoint_restores_masks_and_center(tmp_path: Path):
+    first, trainer = fit_two_epochs(tmp_path)
     checkpoint = trainer.checkpoint_callback.best_model_path
     resumed = make_module()
     seen = {}
@@ -367,12 +373,7 @@ def test_mask_bank_key_follows_the_clip_table():
     ({"train_strides": [1, 2]}, False),  # more clips (the old code filled the first rows)
 ])
 def test_resumed_masks_only_land_on_the_same_clips(tmp_path: Path, other_data, restored):
-    L.seed_everything(0)
-    first = make_module()
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                        default_root_dir=tmp_path)
-    trainer.fit(first, tiny_datamodule())
+    first, trainer = fit_two_epochs(tmp_path)
     assert (first.masks_next != 255).any()  # epoch 2 wrote masks that erase something
     resumed = make_module()
     seen = {}

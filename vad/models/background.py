@@ -22,7 +22,7 @@ import torch
 
 from vad.data.datamodule import ClipBatch
 from vad.models.base import VADModule
-from vad.models.blocks.scoring import pooled_error
+from vad.models.blocks.scoring import check_pooling, pooled_error
 
 
 class BackgroundModule(VADModule):
@@ -52,11 +52,9 @@ class BackgroundModule(VADModule):
     ) -> None:
         super().__init__(clip, optimizer, scheduler, compile, channels_last)
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
-        if power < 1:
-            raise ValueError(f"model.power must be >= 1, got {power}")
+        check_pooling(power, pooling, patch_size)
         if self.clip_spec.length != 1:
             raise ValueError("the background distance scores single frames: set model.clip.length=1")
-        pooled_error(torch.zeros(1, 1, patch_size, patch_size), pooling, patch_size)  # checks
         self.power, self.pooling, self.patch_size = power, pooling, patch_size
         self.register_buffer("mean_frame", torch.zeros(0))  # B, (C, H, W) once fitted
 

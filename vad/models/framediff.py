@@ -32,7 +32,7 @@ import torch
 
 from vad.data.datamodule import ClipBatch
 from vad.models.base import VADModule
-from vad.models.blocks.scoring import pooled_error
+from vad.models.blocks.scoring import check_pooling, pooled_error
 
 
 class FrameDiffModule(VADModule):
@@ -63,12 +63,10 @@ class FrameDiffModule(VADModule):
     ) -> None:
         super().__init__(clip, optimizer, scheduler, compile, channels_last)
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
-        if power < 1:
-            raise ValueError(f"model.power must be >= 1, got {power}")
+        check_pooling(power, pooling, patch_size)
         if self.clip_spec.length != 2:
             raise ValueError("frame differencing reads clips [I_(t-k), I_t]: set "
                              "model.clip.length=2 (and the gap k with model.clip.dilation)")
-        pooled_error(torch.zeros(1, 1, patch_size, patch_size), pooling, patch_size)  # checks
         self.power, self.pooling, self.patch_size = power, pooling, patch_size
 
     def difference(self, batch: ClipBatch) -> torch.Tensor:

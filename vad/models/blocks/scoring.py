@@ -36,6 +36,13 @@ def patch_max_error(error_map: torch.Tensor, patch_size: int, stride: int | None
 POOLINGS = ("mean", "patch_max")
 
 
+def check_pooling(power: int, pooling: str, patch_size: int) -> None:
+    """The options of `pooled_error` with a per-pixel exponent, checked before any data."""
+    if power < 1:
+        raise ValueError(f"model.power must be >= 1, got {power}")
+    pooled_error(torch.zeros(1, 1, patch_size, patch_size), pooling, patch_size)
+
+
 def pooled_error(error_map: torch.Tensor, pooling: str = "mean", patch_size: int = 16,
                  stride: int | None = None) -> torch.Tensor:
     """One score per frame of ``(..., C, H, W)`` per-pixel errors: their ``mean`` over pixels and
