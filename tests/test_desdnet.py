@@ -25,6 +25,7 @@ from vad.models.desdnet import (
     clip_table_key,
     erase,
     erasure_masks,
+    gradient_difference,
     pack_masks,
     unpack_masks,
 )
@@ -145,6 +146,25 @@ def test_rgb_and_intensity_losses_follow_eq_2_and_3():
                 + 1 / 3 * mse(recon, clip[:, :, 0])) / 3
     assert terms["rgb"] == pytest.approx(expected.item())
     assert terms["loss"] == pytest.approx((terms["int"] + 0.1 * terms["rgb"]).item())
+
+
+def test_gradient_loss_compares_edge_strengths_and_is_added_only_when_weighted():
+    target = torch.zeros(1, 1, 3, 5)
+    target[..., 2:] = 1.0  # a vertical edge: |∂x I| = 1 on 1 of the 4 x-pairs of each row
+    flat = torch.full_like(target, 0.5)  # no edge at all
+    shifted = torch.zeros_like(target)
+    shifted[..., 1:] = 1.0  # the same edge one pixel to the left
+    assert gradient_difference(target, target) == 0
+    assert gradient_difference(flat, target).item() == pytest.approx(1 / 4)  # no y edges anywhere
+    # edge strengths are compared pixel by pixel: a misplaced edge costs twice a missing one
+    assert gradient_difference(shifted, target).item() == pytest.approx(2 / 4)
+    clip = torch.rand(2, 1, 3, 8, 8)
+    recon = torch.rand(2, 1, 8, 8)
+    assert "gradient" not in make_module().loss_terms(clip, recon)[0]
+    terms = make_module(loss={"lambda_gradient": 2.0}).loss_terms(clip, recon)[0]
+    assert terms["gradient"] == pytest.approx(gradient_difference(recon, clip[:, :, -1]).item())
+    assert terms["loss"].item() == pytest.approx(
+        (terms["int"] + 0.1 * terms["rgb"] + 2.0 * terms["gradient"]).item())
 
 
 # -- reverse erasure ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ erasure threshold      ``erasure.threshold_scale`` × the frame's mean error (pa
 fusion, 512 channels   ``net.fusion_channels``
 λ_int, λ_rgb           ``loss.lambda_int``, ``loss.lambda_rgb``
 λ_compact              ``loss.lambda_compact``
+(not in the paper)     ``loss.lambda_gradient``: Liu et al.'s gradient loss, our addition (0: off)
 N (Eq. 3)              Δ
 Φ(·; W), c, R, ν       `DESDnet.features`, `vad.models.blocks.svdd.Hypersphere` (``svdd.nu``)
 P, |P| (Eq. 5)         ``score.patch_size``, ``score.stride``
@@ -276,11 +277,13 @@ class ErasureConfig:
 
 @dataclass
 class LossConfig:
-    """λ's of Eq. (1)."""
+    """λ's of Eq. (1), and ``lambda_gradient``, our addition: the weight of Liu et al.'s (2018)
+    gradient-difference loss (`gradient_difference`), 0 in the letter's Eq. (1)."""
 
     lambda_int: float = 1.0
     lambda_rgb: float = 0.1
     lambda_compact: float = 0.01
+    lambda_gradient: float = 0.0
 
 
 @dataclass
@@ -343,6 +346,17 @@ class ScoreConfig:
 
 # -- bit-packed mask bank --------------------------------------------------------------------------
 _BIT_WEIGHTS = 2 ** torch.arange(7, -1, -1)
+
+
+def gradient_difference(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Liu et al.'s (2018) gradient-difference loss: the mean over pixels of
+    | |∂Î| − |∂I| | along x plus the same along y (their L_gd with the absolute differences of
+    neighbouring pixels as the image gradient). Sharpens the edges an L2 loss blurs."""
+    def edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return ((image[..., :, 1:] - image[..., :, :-1]).abs(),
+                (image[..., 1:, :] - image[..., :-1, :]).abs())
+    (recon_x, recon_y), (target_x, target_y) = edges(recon), edges(target)
+    return (recon_x - target_x).abs().mean() + (recon_y - target_y).abs().mean()
 
 
 def pack_masks(masks: torch.Tensor) -> torch.Tensor:
@@ -509,6 +523,9 @@ class DESDnetModule(VADModule):
                     for i in range(1, n + 1)) / n
         terms = {"int": l_int, "rgb": l_rgb}
         total = self.loss_cfg.lambda_int * l_int + self.loss_cfg.lambda_rgb * l_rgb
+        if self.loss_cfg.lambda_gradient:  # our addition, not in Eq. (1)
+            terms["gradient"] = gradient_difference(recon, target)
+            total = total + self.loss_cfg.lambda_gradient * terms["gradient"]
         sq_distances = None
         if compact and self.hypersphere.is_ready:  # epoch 1 has no compact term: c is unknown
             # fp32 even under bf16 autocast: ‖Φ − c‖² is a small difference of large vectors
