@@ -16,6 +16,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+import vad.checkpoint
 from tests.helpers import REPO, compose_config, tiny_trainer
 from vad.checkpoint import RECIPE_KEY, RecipeError, load_model, load_recipe
 from vad.data.synthetic import generate_split
@@ -211,11 +212,22 @@ def test_evaluate_needs_only_the_checkpoint(trained: Path, tmp_path):
 
 
 def test_a_run_without_validation_clips_calibrates_on_its_training_clips(footage: Path,
-                                                                          tmp_path):
+                                                                          tmp_path, monkeypatch):
     """``data.val_fraction=0`` (the DESDnet recipes): every checkpoint still carries a
-    threshold, from the training clips' scores, and says so; detect needs no threshold=."""
+    threshold, from the training clips' scores, and says so; detect needs no threshold=.
+    The best checkpoint and last.ckpt hold the same weights there: they are scored once."""
+    passes = []
+    scores_of = vad.checkpoint.normal_scores
+    monkeypatch.setattr(vad.checkpoint, "normal_scores",
+                        lambda *args: passes.append(1) or scores_of(*args))
     run = tmp_path / "run"
-    train(compose_config(run, *TINY, "data.val_fraction=0", "eval.plots=false", "test=false"))
+    train(compose_config(run, *TINY, "data.val_fraction=0", "eval.plots=false", "test=false",
+                         "callbacks.model_checkpoint.monitor=null"))
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.ckpt")) == [
+        "epoch_000.ckpt", "last.ckpt"]
+    assert len(passes) == 1
+    assert (load_recipe(run / "checkpoints" / "epoch_000.ckpt").calibration
+            == load_recipe(run / "checkpoints" / "last.ckpt").calibration)
     for ckpt in (run / "checkpoints").glob("*.ckpt"):
         cal = load_recipe(ckpt).calibration
         assert cal is not None and cal.source == "training clips", ckpt.name

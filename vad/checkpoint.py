@@ -163,10 +163,16 @@ class RecipeCallback(L.Callback):
                      "the training clips' scores")
         final = {k: v.clone() for k, v in pl_module.state_dict().items()}
         how = self.config.get("eval", {}).get("window_aggregation", "mean")
+        scores_at: dict[tuple[int, int], np.ndarray] = {}  # one pass per distinct set of weights
         for path in paths:
             checkpoint = load_checkpoint_file(path)
-            pl_module.load_state_dict(checkpoint["state_dict"])
-            scores = normal_scores(pl_module, datamodule, dataset, how)
+            # The best checkpoint and last.ckpt often hold the same step (always when nothing
+            # is monitored): the same weights, so the same scores.
+            step = (checkpoint.get("epoch", -1), checkpoint.get("global_step", -1))
+            if step not in scores_at:
+                pl_module.load_state_dict(checkpoint["state_dict"])
+                scores_at[step] = normal_scores(pl_module, datamodule, dataset, how)
+            scores = scores_at[step]
             if trainer.is_global_zero:
                 checkpoint[RECIPE_KEY]["calibration"] = calibration_of(
                     scores, self.false_alarm_rate, source)
