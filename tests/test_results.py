@@ -56,7 +56,7 @@ def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is(tmp_path):
     fake_run(tmp_path / "fd256plain", reference, 0.913, "ccc", "2026-02-04T00:00:02")
     table = summary_table([tmp_path])
     cells = row(table, "desdnet")
-    assert cells == ["ped2", "`desdnet`", "0.750 (bbb, best of 2)", "**not run**",
+    assert cells == ["ped2", "`desdnet`", "0.725 ± 0.035 (bbb, 2 runs)", "**not run**",
                      "97.5 % (paper 000)", "0.905 (256×256)"]
     # STD-AE's recipe is scored unsmoothed: the unsmoothed reference, at its own size.
     assert row(table, "stdae")[2:] == ["**not run**", "**not run**", "96.7 % (paper 001)",
