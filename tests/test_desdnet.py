@@ -155,6 +155,7 @@ def test_gradient_loss_compares_edge_strengths_and_is_added_only_when_weighted()
     shifted = torch.zeros_like(target)
     shifted[..., 1:] = 1.0  # the same edge one pixel to the left
     assert gradient_difference(target, target) == 0
+    assert gradient_difference(1 - target, target) == 0  # strengths: an edge's polarity is free
     assert gradient_difference(flat, target).item() == pytest.approx(1 / 4)  # no y edges anywhere
     # edge strengths are compared pixel by pixel: a misplaced edge costs twice a missing one
     assert gradient_difference(shifted, target).item() == pytest.approx(2 / 4)
