@@ -133,6 +133,17 @@ def test_desdnet_component_shapes():
         make_module(clip={"length": 5, "target": "all"})
 
 
+def test_residual_output_adds_the_last_input_frame():
+    """``net.residual`` (ours): the same weights, Î_t moved by I_{t−1}, not by I_t or I_{t−2}."""
+    plain = DESDnet(in_channels=1, num_past=2, base_channels=4, depth=2, fusion_channels=8).eval()
+    residual = DESDnet(in_channels=1, num_past=2, base_channels=4, depth=2, fusion_channels=8,
+                       residual=True).eval()
+    residual.load_state_dict(plain.state_dict())
+    clip = torch.rand(2, 1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(residual(clip) - plain(clip), clip[:, :, 1], atol=1e-6)
+
+
 def test_rgb_and_intensity_losses_follow_eq_2_and_3():
     clip = torch.rand(2, 1, 4, 16, 16)  # Δ = N = 3 past frames
     module = make_module(clip={"length": 4, "target": "last"})

@@ -166,6 +166,9 @@ class DESDnet(nn.Module):
         output_activation: ``null`` (linear), ``sigmoid`` or ``tanh`` on Î_t.
         mapping_bias_free: Build the mapping encoder without biases and BatchNorm.
         share_mapping: Φ is the reconstruction encoder itself (no separate mapping encoder).
+        residual: Decode the change from the last input frame, Î_t = I_{t−1} + decoder(·),
+            instead of Î_t itself (ours; the letter decodes Î_t). An untrained network then
+            predicts "nothing moves", whose error is frame differencing's.
 
     Shapes:
         ``forward``: clip ``(B, C, Δ+1, H, W)`` (I_{t−Δ}..I_t) → Î_t ``(B, C, H, W)``.
@@ -183,8 +186,10 @@ class DESDnet(nn.Module):
         output_activation: str | None = None,
         mapping_bias_free: bool = True,
         share_mapping: bool = False,
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        self.residual = residual
         if num_past < 1 or depth < 1:
             raise ValueError(f"need num_past >= 1 and depth >= 1, got {num_past}, {depth}")
         self.num_past = num_past
@@ -223,7 +228,8 @@ class DESDnet(nn.Module):
         appearance = self.reconstruction_encoder(current)[-1]
         motion = self.prediction_encoder(past)
         fused = self.fusion(torch.cat([appearance, motion[-1]], dim=1))
-        return self.decoder(fused, motion[:-1])
+        decoded = self.decoder(fused, motion[:-1])
+        return clip[:, :, -2] + decoded if self.residual else decoded
 
     def features(self, frame: torch.Tensor) -> torch.Tensor:
         """Φ(Î_t; W): the mapping network's bottleneck, averaged over space."""
