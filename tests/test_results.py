@@ -20,6 +20,13 @@ def fake_run(folder: Path, model: str, auc: float, commit: str, started: str, *,
     """A finished run folder as `vad.train` leaves it (run.json, metrics.json, .hydra/)."""
     (folder / ".hydra").mkdir(parents=True)
     config = {"model": {"_target_": model}, "data": {"_target_": PED2, "image_size": list(size)}}
+    for override in overrides:  # as Hydra would have written them into the config
+        key, value = override.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = config
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
     if experiment:
         config["experiment_name"] = experiment
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -38,17 +45,25 @@ def row(table: str, model: str) -> list[str]:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is(tmp_path):
+def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is_now(tmp_path):
     desdnet = "vad.models.desdnet.DESDnetModule"
     fake_run(tmp_path / "old", desdnet, 0.9, "aaa", "2026-01-01T00:00:00",
              experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0)
     for i, auc in enumerate([0.70, 0.75]):
         fake_run(tmp_path / f"new{i}", desdnet, auc, "bbb", f"2026-02-0{i + 1}T00:00:00",
                  experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0, overrides=(f"seed={i}",))
-    # An ablation is not the recipe: never the summary's number, however good.
+    # An ablation is not the recipe: never the summary's number, however good ...
     fake_run(tmp_path / "ablation", desdnet, 0.99, "bbb", "2026-02-03T00:00:00",
              experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,
-             overrides=("model.erasure.enabled=false",))
+             overrides=("model.loss.lambda_rgb=0",))
+    # ... nor an older recipe, even at a newer commit (10 epochs now) ...
+    fake_run(tmp_path / "stale", desdnet, 0.98, "ddd", "2026-02-05T00:00:00",
+             experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,
+             overrides=("trainer.max_epochs=3",))
+    # ... but a value given on the command line that the recipe now has is the recipe.
+    fake_run(tmp_path / "now", desdnet, 0.60, "bbb", "2026-02-02T12:00:00",
+             experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,
+             overrides=("trainer.max_epochs=10", "seed=2"))
     reference = "vad.models.framediff.FrameDiffModule"
     fake_run(tmp_path / "fd128", reference, 0.901, "ccc", "2026-02-04T00:00:00", size=(128, 128),
              sigma=3.0)
@@ -56,7 +71,7 @@ def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is(tmp_path):
     fake_run(tmp_path / "fd256plain", reference, 0.913, "ccc", "2026-02-04T00:00:02")
     table = summary_table([tmp_path])
     cells = row(table, "desdnet")
-    assert cells == ["ped2", "`desdnet`", "0.725 ± 0.035 (bbb, 2 runs)", "**not run**",
+    assert cells == ["ped2", "`desdnet`", "0.683 ± 0.076 (bbb, 3 runs)", "**not run**",
                      "97.5 % (paper 000)", "0.905 (256×256)"]
     # STD-AE's recipe is scored unsmoothed: the unsmoothed reference, at its own size.
     assert row(table, "stdae")[2:] == ["**not run**", "**not run**", "96.7 % (paper 001)",

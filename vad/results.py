@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 RUN_INFO = "run.json"
@@ -358,10 +358,37 @@ def compare_table(run_a: Path, run_b: Path) -> str:
 REFERENCE = "vad.models.framediff.FrameDiffModule"
 # The evaluation settings a reference must share with a row to stand beside it.
 EVAL_KEYS = ("normalization", "normalization_window", "smoothing_sigma")
-# Overrides that leave a recipe the recipe (where it runs, its seed, what it writes).
-RECIPE_KEEPING = ("seed=", "data.root=", "data.num_workers=", "data.cache_dir=", "~logger",
-                  "logger=", "eval.plots=", "callbacks.", "experiment=", "run_dir=",
-                  *BOOKKEEPING_PREFIXES)
+# What a run computed: these sections of its config, less the keys that only say where its
+# data lives, how it was read, and whether plots were drawn.
+RECIPE_SECTIONS = ("model", "data", "trainer", "eval")
+PLACE_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "eval.plots")
+
+
+def config_leaves(config) -> dict[str, object]:
+    """The run-defining values of a config (`RECIPE_SECTIONS`, unresolved), as dotted keys."""
+    from omegaconf import OmegaConf
+
+    def walk(node, prefix: str):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from walk(value, f"{prefix}.{key}")
+        else:
+            yield prefix, node
+
+    leaves = {}
+    for section in RECIPE_SECTIONS:
+        if section in config:
+            tree = OmegaConf.to_container(config[section], resolve=False)
+            leaves.update(walk(tree, section))
+    return {key: value for key, value in leaves.items() if key not in PLACE_KEYS}
+
+
+def runs_recipe(run: dict[str, object], recipe: dict[str, object]) -> bool:
+    """Whether a run's config leaves are those of the recipe as it is now: every value the run
+    has is the recipe's. Keys the run lacks are options added since, whose defaults keep the
+    old behaviour; a key the recipe lacks (an option since removed) or any other value (an
+    override, an older recipe) is not the recipe."""
+    return all(key in recipe and recipe[key] == value for key, value in run.items())
 
 
 @dataclass
@@ -389,8 +416,9 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return found
 
 
-def summary_run(run_dir: Path) -> SummaryRun | None:
-    """A finished, tested run as the summary sees it; None for anything else."""
+def summary_run(run_dir: Path, recipes: dict[str, dict] | None = None) -> SummaryRun | None:
+    """A finished, tested run as the summary sees it; None for anything else. ``recipes``:
+    `config_leaves` of each recipe now, by experiment name."""
     from omegaconf import OmegaConf
 
     info_path, metrics_path = run_dir / RUN_INFO, run_dir / "metrics.json"
@@ -411,7 +439,8 @@ def summary_run(run_dir: Path) -> SummaryRun | None:
         eval_policy=tuple(metrics.get(key) for key in EVAL_KEYS),
         auc=metrics["auc_micro"], commit=info.get("commit", "unknown"),
         started=info.get("started", ""),
-        recipe_as_is=all(o.startswith(RECIPE_KEEPING) for o in info.get("overrides", [])),
+        recipe_as_is=runs_recipe(config_leaves(config),
+                                 (recipes or {}).get(config.get("experiment_name"), {})),
         default_model=not any(o.startswith("model.") for o in info.get("overrides", [])))
 
 
@@ -426,6 +455,8 @@ class Recipe:
     paper: str
     eval_policy: tuple
     image_size: tuple | None
+    leaves: dict = field(default_factory=dict)   # `config_leaves` of the recipe, by name
+    #                                              (``name`` and ``name_cpu`` when it exists)
 
 
 def paper_recipes() -> list[Recipe]:
@@ -446,11 +477,15 @@ def paper_recipes() -> list[Recipe]:
             if data_name == "synthetic":
                 continue
             size = cfg.data.get("image_size")
+            leaves = {name: config_leaves(cfg)}
+            if (conf / "experiment" / f"{name}_cpu.yaml").exists():
+                leaves[f"{name}_cpu"] = config_leaves(
+                    compose("train", overrides=[f"experiment={name}_cpu"]))
             recipes.append(Recipe(
                 name=name, model=str(cfg.model._target_), dataset=str(cfg.data._target_),
                 data_name=data_name, paper=str(cfg.get("paper_auc") or "—"),
                 eval_policy=tuple(cfg.eval.get(key) for key in EVAL_KEYS),
-                image_size=tuple(size) if size is not None else None))
+                image_size=tuple(size) if size is not None else None, leaves=leaves))
     GlobalHydra.instance().clear()
     return recipes
 
@@ -483,11 +518,14 @@ def reference_cell(recipe: Recipe, runs: list[SummaryRun]) -> str:
 
 def summary_table(run_dirs: list[Path]) -> str:
     """The ``## Summary`` table of docs/results.md from run folders."""
-    runs = [run for run in map(summary_run, find_runs(run_dirs)) if run is not None]
+    recipes = paper_recipes()
+    leaves = {name: values for recipe in recipes for name, values in recipe.leaves.items()}
+    runs = [run for run in (summary_run(path, leaves) for path in find_runs(run_dirs))
+            if run is not None]
     header = ("dataset", "`model=`", "reduced-recipe auc_micro (commit)",
               "full-recipe auc_micro (commit)", "paper", "`framediff`, same `eval`")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for recipe in sorted(paper_recipes(), key=lambda r: (r.data_name, r.name)):
+    for recipe in sorted(recipes, key=lambda r: (r.data_name, r.name)):
         variant = recipe.name.removeprefix(recipe.name.split("_")[0] + "_" + recipe.data_name)
         method = recipe.model.rsplit(".", 2)[-2] + (f" ({variant.strip('_')})" if variant else "")
         of = lambda name: [r for r in runs if r.experiment == name and r.recipe_as_is]  # noqa: E731
