@@ -45,7 +45,7 @@ def row(table: str, model: str) -> list[str]:
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is_now(tmp_path):
+def test_the_summary_takes_the_runs_of_the_recipe_as_it_is_now(tmp_path):
     desdnet = "vad.models.desdnet.DESDnetModule"
     fake_run(tmp_path / "old", desdnet, 0.9, "aaa", "2026-01-01T00:00:00",
              experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0)
@@ -56,7 +56,7 @@ def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is_now(tmp_path
     fake_run(tmp_path / "ablation", desdnet, 0.99, "bbb", "2026-02-03T00:00:00",
              experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,
              overrides=("model.loss.lambda_rgb=0",))
-    # ... nor an older recipe, even at a newer commit (10 epochs now) ...
+    # ... nor an older recipe (10 epochs now), however new ...
     fake_run(tmp_path / "stale", desdnet, 0.98, "ddd", "2026-02-05T00:00:00",
              experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,
              overrides=("trainer.max_epochs=3",))
@@ -71,7 +71,7 @@ def test_the_summary_takes_the_newest_commit_of_the_recipe_as_it_is_now(tmp_path
     fake_run(tmp_path / "fd256plain", reference, 0.913, "ccc", "2026-02-04T00:00:02")
     table = summary_table([tmp_path])
     cells = row(table, "desdnet")
-    assert cells == ["ped2", "`desdnet`", "0.683 ± 0.076 (bbb, 3 runs)", "**not run**",
+    assert cells == ["ped2", "`desdnet`", "0.738 ± 0.125 (4 runs: aaa, bbb)", "**not run**",
                      "97.5 % (paper 000)", "0.905 (256×256)"]
     # STD-AE's recipe is scored unsmoothed: the unsmoothed reference, at its own size.
     assert row(table, "stdae")[2:] == ["**not run**", "**not run**", "96.7 % (paper 001)",
