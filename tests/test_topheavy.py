@@ -16,6 +16,7 @@ from vad.data.datamodule import ClipBatch
 from vad.models.ae3d import AE3DModule, ae3d
 from vad.models.topheavy import (
     TopHeavyModule,
+    distillation_factors,
     distillation_terms,
     joint_loss,
     reconstruction_loss,
@@ -147,6 +148,9 @@ def test_joint_loss_is_ls_plus_ls_times_lt_on_a_hand_made_batch():
     assert module.net.weight.grad.item() == pytest.approx(0.2 * 1.3)
     assert module.temporal.weight.grad.item() == pytest.approx(0.2 * 0.3)
     assert joint_loss(torch.tensor(0.5), torch.tensor(0.4))["loss"].item() == pytest.approx(0.7)
+    # the logged factors 1 + L_t,i: their mean is the one factor on ∂L̄_s/∂θ₁ (0.2·1.3 / 0.2)
+    torch.testing.assert_close(losses["factors"], torch.tensor([1.5, 1.1]))
+    assert losses["factors"].mean().item() == pytest.approx(module.net.weight.grad.item() / 0.2)
 
 
 def test_distillation_uses_the_teachers_per_sample_loss():
@@ -163,6 +167,41 @@ def test_distillation_uses_the_teachers_per_sample_loss():
     assert module.temporal.weight.grad is None  # L_t is a fixed teacher signal
     terms = distillation_terms(torch.tensor([0.1, 0.3]), torch.tensor([0.5, 0.1]))
     assert terms["loss"].item() == pytest.approx(expected)
+
+
+def test_distillation_factors_weight_each_samples_gradient():
+    """∂/∂w of mean_i (L_s,i + (L_t,i − L_s,i)²) with L_s,i = w·e_i (e = 0.1, 0.3; L_t = 0.5,
+    0.1) is mean_i (1 + 2(L_s,i − L_t,i))·e_i = (0.2·0.1 + 1.4·0.3)/2 = 0.22: the factors 0.2
+    and 1.4 are what training_step logs (mean 0.8, std 0.6)."""
+    module = make_module("distill", distill={"teacher_epochs": 0}, flip=False)
+    module.net = Fixed(torch.tensor([0.1, 0.3]))
+    module.temporal = Fixed(torch.tensor([0.5, 0.1]))
+    losses = module.losses(make_batch(2))
+    torch.testing.assert_close(losses["factors"], torch.tensor([0.2, 1.4]))
+    losses["loss"].backward()
+    assert module.net.weight.grad.item() == pytest.approx((0.2 * 0.1 + 1.4 * 0.3) / 2)
+    torch.testing.assert_close(distillation_factors(torch.tensor([0.05]), torch.tensor([0.02])),
+                               torch.tensor([1.06]))
+    logged = {}
+    module.log = lambda name, value, **_: logged.__setitem__(name, value.detach().item())
+    module.net.weight.grad = None
+    module.training_step(make_batch(2), 0)
+    assert logged["train/distill_factor_mean"] == pytest.approx(0.8)
+    assert logged["train/distill_factor_std"] == pytest.approx(0.6)
+    assert logged["train/loss_spatial"] == pytest.approx(0.2)
+    assert "train/loss_factors" not in logged
+
+
+def test_flow_network_leaves_the_random_draws_of_plain_training():
+    """plain (with data.flow) is the control of joint/distill: the same spatial initial
+    weights and the same draws afterwards (shuffles, flips)."""
+    draws = {}
+    for training in ("plain", "joint", "distill"):
+        torch.manual_seed(0)
+        module = make_module(training)
+        draws[training] = (module.net.state_dict()["layers.conv1.0.weight"], torch.rand(4))
+    for training in ("joint", "distill"):
+        torch.testing.assert_close(draws[training], draws["plain"], rtol=0, atol=0)
 
 
 def test_teacher_is_trained_first_then_frozen():
@@ -247,6 +286,10 @@ def test_score_is_the_per_frame_mae_of_the_spatial_network():
     module.temporal = None  # the score never needs the flow network
     scores = module.score(make_batch(2, flow=False))
     torch.testing.assert_close(scores, expected)
+    module.score_error = "mse"  # each of the n pixels off by 0.5² instead of 0.5
+    torch.testing.assert_close(module.score(make_batch(2, flow=False)), expected * 0.5)
+    with pytest.raises(ValueError, match="score_error"):
+        make_module("plain", score_error="max")
 
 
 def test_ae3d_module_uses_the_3d_network():
@@ -281,6 +324,7 @@ def test_flow_modes_run_end_to_end_on_synthetic(tmp_path: Path, training: str):
     metrics, objects = train(cfg)
     assert "test/auc_micro" in metrics
     assert "train/loss_temporal_epoch" in metrics and "val/loss_temporal" in metrics
+    assert f"train/{training}_factor_mean_epoch" in metrics
     if training == "distill":
         assert not any(p.requires_grad for p in objects["model"].temporal.parameters())
 

@@ -61,14 +61,23 @@ Conflicts, readings and our choices (all configurable; none of them is the paper
   with probability 1/2 (``flip``); its flow too, with u negated (``u → 1 − u`` in the stored
   [0, 1] scale, `vad.data.flow`).
 * Flow: computed by the data module (``data.flow``, `vad.data.flow`): without it
-  ``training=distill|joint`` fails with a message saying so.
+  ``training=distill|joint`` fails with a message saying so. ``training=plain`` with
+  ``data.flow`` on is the control of distill/joint: the same clips (the index starts at frame 1)
+  and, since the flow network draws its initial weights from a forked generator, the same
+  shuffles and flips; a distill student matches it when its teacher comes from
+  ``distill.teacher_ckpt`` (the teacher epochs draw shuffles of their own).
+* What Eq. 2–4 do to the spatial gradient (logged as ``train/<mode>_factor_mean|std``,
+  `TopHeavyModule.training_step`): distill weights sample i's ∂L_s,i by 1 + 2(L_s,i − L_t,i)
+  (`distillation_factors`); joint multiplies the batch's ∂L̄_s by 1 + L̄_t, one factor per step,
+  which Adam's per-parameter normalisation all but removes. The flow scale ``data.flow.bound``
+  sets L_t, hence both factors (docs/results.md, Top-Heavy).
 * ``val/loss`` (checkpoint selection, held-out normal frames) is the spatial network's L_s in
   every mode — the network that is scored; the temporal L_t is logged beside it when there is
   flow.
 * Test-time score (the paper defines none: its Eq. 2 "anomaly score" is a training term): the
-  spatial network's mean absolute error of each frame of the clip (``clip.target=all``); a frame
-  covered by several clips gets their mean (``eval.window_aggregation=mean``; clip stride
-  ``data.test_window_step``).
+  spatial network's mean absolute error of each frame of the clip (``clip.target=all``;
+  ``score_error=mse``: the mean squared error); a frame covered by several clips gets their mean
+  (``eval.window_aggregation=mean``; clip stride ``data.test_window_step``).
 """
 
 from __future__ import annotations
@@ -84,6 +93,7 @@ from vad.models.base import VADModule
 from vad.models.blocks.conv3d_ae import ConvAutoencoder3D, LayerSpec
 
 TRAINING_MODES = ("plain", "distill", "joint")
+SCORE_ERRORS = ("mae", "mse")
 
 
 def top_heavy_layers(encoder_channels: Sequence[int] = (32, 48, 64, 64),
@@ -138,8 +148,20 @@ def distillation_terms(l_s: torch.Tensor, l_t: torch.Tensor) -> dict[str, torch.
             "distill": score.mean()}
 
 
+def distillation_factors(l_s: torch.Tensor, l_t: torch.Tensor) -> torch.Tensor:
+    """What Eq. (3) does to the spatial gradient: ∂/∂θ [L_s + (L_t − L_s)²] = (1 + 2(L_s − L_t))
+    ∂L_s/∂θ, so sample i's reconstruction gradient is weighted by 1 + 2(L_s,i − L_t,i) → ``(B,)``
+    (a factor of 1 everywhere is plain training; their spread across the batch is all that Adam's
+    per-parameter normalisation leaves of them)."""
+    return 1.0 + 2.0 * (l_s.detach() - l_t.detach())
+
+
 def joint_loss(l_s: torch.Tensor, l_t: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Eq. (4): L(θ₁, θ₂) = L_s(θ₁) + L_s(θ₁)·L_t(θ₂), on batch-mean losses (both trained)."""
+    """Eq. (4): L(θ₁, θ₂) = L_s(θ₁) + L_s(θ₁)·L_t(θ₂), on batch-mean losses (both trained).
+
+    Its spatial gradient is (1 + L_t)·∂L_s/∂θ₁: one factor for the whole batch
+    (`TopHeavyModule.training_step` logs it), which Adam's normalisation all but removes.
+    """
     return {"loss": l_s + l_s * l_t, "spatial": l_s, "temporal": l_t}
 
 
@@ -165,6 +187,7 @@ class TopHeavyModule(VADModule):
         training: ``plain`` (frames only), ``distill`` (Eq. 2–3) or ``joint`` (Eq. 4).
         distill: `DistillConfig` arguments.
         flip: Random horizontal flip of training clips (§IV; ours: per clip, p = 1/2).
+        score_error: Test-time per-frame error, ``mae`` or ``mse`` (our choice; `score`).
     """
 
     clip_target = "all"
@@ -180,6 +203,7 @@ class TopHeavyModule(VADModule):
         training: str = "plain",
         distill: dict | None = None,
         flip: bool = True,
+        score_error: str = "mae",
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
@@ -190,10 +214,17 @@ class TopHeavyModule(VADModule):
         self.training_mode = training
         self.distill_cfg = DistillConfig(**(distill or {}))
         self.flip = flip
+        if score_error not in SCORE_ERRORS:
+            raise ValueError(f"model.score_error must be one of {SCORE_ERRORS}, got {score_error!r}")
+        self.score_error = score_error
         self.net = self.build(**net)
         self.temporal = None
         if training != "plain":
-            self.temporal = self.build(**{**net, "in_channels": 2})
+            # Its initial weights come from a forked generator, so that the spatial network
+            # sees the same random draws (shuffles, flips) as plain training on the same data
+            # (data.flow on: the same clips), which makes that run the control of this one.
+            with torch.random.fork_rng(devices=[]):
+                self.temporal = self.build(**{**net, "in_channels": 2})
         if training == "distill" and self.distill_cfg.teacher_ckpt:
             load_submodule(self.temporal, self.distill_cfg.teacher_ckpt, "temporal")
 
@@ -252,20 +283,34 @@ class TopHeavyModule(VADModule):
             return {"loss": reconstruction_loss(x, self.net(x)).mean()}
         flow = self._flow(batch)
         if self.training_mode == "joint":
-            return joint_loss(reconstruction_loss(x, self.net(x)).mean(),
-                              reconstruction_loss(flow, self.temporal(flow)).mean())
+            l_s = reconstruction_loss(x, self.net(x))
+            l_t = reconstruction_loss(flow, self.temporal(flow))
+            return {**joint_loss(l_s.mean(), l_t.mean()), "factors": 1.0 + l_t.detach()}
         if self.teacher_phase:  # distill, step 1: the teacher learns the flow
             l_t = reconstruction_loss(flow, self.temporal(flow)).mean()
             return {"loss": l_t, "temporal": l_t}
         with torch.no_grad():  # distill, step 2: the frozen teacher's per-sample loss
             l_t = reconstruction_loss(flow, self.temporal(flow))
-        return distillation_terms(reconstruction_loss(x, self.net(x)), l_t)
+        l_s = reconstruction_loss(x, self.net(x))
+        return {**distillation_terms(l_s, l_t), "factors": distillation_factors(l_s, l_t)}
 
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
+        """One step of `losses`, logged; with the flow stream also the per-sample factors of
+        the spatial gradient (``"factors"``): ``train/<mode>_factor_mean`` and ``_std`` over
+        the batch. distill: 1 + 2(L_s,i − L_t,i) (`distillation_factors`); joint: 1 + L_t,i,
+        whose batch mean is the one factor 1 + L̄_t that Eq. 4 (read on batch means) puts on
+        every sample, and whose spread is what a per-sample reading would add."""
         if self.flip:
             batch = self.flip_batch(batch, torch.rand(len(batch.clip), device=batch.clip.device)
                                     < 0.5)
-        return super().training_step(batch, batch_idx)
+        losses = self.losses(batch)
+        factors = losses.pop("factors", None)
+        self.log_losses("train", losses, len(batch.clip))
+        if factors is not None:
+            for name, value in (("mean", factors.mean()), ("std", factors.std(correction=0))):
+                self.log(f"train/{self.training_mode}_factor_{name}", value, on_step=True,
+                         on_epoch=True, batch_size=len(batch.clip))
+        return losses["loss"]
 
     def validation_step(self, batch: ClipBatch, batch_idx: int) -> None:
         """``val/loss`` = the spatial L_s (module docstring); ``val/loss_temporal`` with flow."""
@@ -276,6 +321,8 @@ class TopHeavyModule(VADModule):
 
     # -- score ------------------------------------------------------------------------------------
     def score(self, batch: ClipBatch) -> torch.Tensor:
-        """Per-frame mean absolute error of the spatial reconstruction → ``(B, T)`` (ours)."""
-        error = (batch.clip.float() - self.net(batch.clip).float()).abs()
+        """Per-frame mean absolute (``score_error=mae``, Eq. 1's error) or squared (``mse``)
+        error of the spatial reconstruction → ``(B, T)`` (ours: the paper defines no score)."""
+        error = batch.clip.float() - self.net(batch.clip).float()
+        error = error.abs() if self.score_error == "mae" else error.square()
         return error.mean(dim=(1, 3, 4))
