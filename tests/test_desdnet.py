@@ -601,6 +601,7 @@ def test_ped2_recipes_carry_issue_23s_readings(tmp_path: Path):
     the whole-frame score; the letter's ablation decodes I_t itself."""
     gpu = compose_config(tmp_path, "experiment=desdnet_ped2")
     assert gpu.model.erasure.enabled and gpu.model.score.kind == "frame_mse"
+    assert gpu.model.net.residual
     assert list(gpu.data.value_range) == [-1.0, 1.0]
     assert gpu.trainer.max_epochs == 60
     cpu = compose_config(tmp_path, "experiment=desdnet_ped2_cpu")
