@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
+from tests.helpers import compose_config
 from vad.results import compare_table, main, replace_section, summary_table
 
 PED2 = "vad.data.ped.Ped2DataModule"
@@ -16,19 +18,26 @@ PED2 = "vad.data.ped.Ped2DataModule"
 
 def fake_run(folder: Path, model: str, auc: float, commit: str, started: str, *,
              experiment: str | None = None, size=(256, 256), sigma: float = 0.0,
-             overrides: tuple[str, ...] = (), per_video: list | None = None) -> Path:
-    """A finished run folder as `vad.train` leaves it (run.json, metrics.json, .hydra/)."""
+             overrides: tuple[str, ...] = (), per_video: list | None = None,
+             lacks: tuple[str, ...] = ()) -> Path:
+    """A finished run folder as `vad.train` leaves it (run.json, metrics.json, .hydra/): a
+    recipe's run gets the recipe's composed config with its overrides, less the ``lacks`` keys
+    (options added after it ran)."""
     (folder / ".hydra").mkdir(parents=True)
-    config = {"model": {"_target_": model}, "data": {"_target_": PED2, "image_size": list(size)}}
-    for override in overrides:  # as Hydra would have written them into the config
-        key, value = override.split("=", 1)
-        *parents, leaf = key.split(".")
-        node = config
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = yaml.safe_load(value)
     if experiment:
-        config["experiment_name"] = experiment
+        values = [o for o in overrides if "." in o.split("=")[0]]
+        cfg = compose_config(folder, f"experiment={experiment}", *values)
+        config = OmegaConf.to_container(cfg, resolve=False)
+        del config["hydra"]
+        for key in lacks:
+            *parents, leaf = key.split(".")
+            node = config
+            for name in parents:
+                node = node[name]
+            del node[leaf]
+    else:
+        config = {"model": {"_target_": model},
+                  "data": {"_target_": PED2, "image_size": list(size)}}
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "run.json").write_text(json.dumps({
         "task": "train", "overrides": [*(f"experiment={experiment}",) * bool(experiment),
@@ -60,6 +69,9 @@ def test_the_summary_takes_the_runs_of_the_recipe_as_it_is_now(tmp_path):
     fake_run(tmp_path / "stale", desdnet, 0.98, "ddd", "2026-02-05T00:00:00",
              experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,
              overrides=("trainer.max_epochs=3",))
+    # ... nor a run from before an option the recipe now sets (the residual output) ...
+    fake_run(tmp_path / "before_option", desdnet, 0.97, "bbb", "2026-02-02T06:00:00",
+             experiment="desdnet_ped2_cpu", sigma=3.0, lacks=("model.net.residual",))
     # ... but a value given on the command line that the recipe now has is the recipe.
     fake_run(tmp_path / "now", desdnet, 0.60, "bbb", "2026-02-02T12:00:00",
              experiment="desdnet_ped2_cpu", size=(128, 128), sigma=3.0,

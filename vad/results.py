@@ -383,12 +383,16 @@ def config_leaves(config) -> dict[str, object]:
     return {key: value for key, value in leaves.items() if key not in PLACE_KEYS}
 
 
-def runs_recipe(run: dict[str, object], recipe: dict[str, object]) -> bool:
+def runs_recipe(run: dict[str, object], recipe: dict[str, object],
+                defaults: dict[str, object]) -> bool:
     """Whether a run's config leaves are those of the recipe as it is now: every value the run
-    has is the recipe's. Keys the run lacks are options added since, whose defaults keep the
-    old behaviour; a key the recipe lacks (an option since removed) or any other value (an
-    override, an older recipe) is not the recipe."""
-    return all(key in recipe and recipe[key] == value for key, value in run.items())
+    has is the recipe's, and every key it lacks (an option added since) has, in the recipe, the
+    option's default (``defaults``: the leaves of the recipe's config groups without the recipe),
+    which keeps the old behaviour. A key the recipe lacks (an option since removed), any other
+    value (an override, an older recipe) or a new option the recipe sets is not the recipe."""
+    return (all(key in recipe and recipe[key] == value for key, value in run.items())
+            and all(key in defaults and defaults[key] == value
+                    for key, value in recipe.items() if key not in run))
 
 
 @dataclass
@@ -418,7 +422,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
 
 def summary_run(run_dir: Path, recipes: dict[str, dict] | None = None) -> SummaryRun | None:
     """A finished, tested run as the summary sees it; None for anything else. ``recipes``:
-    `config_leaves` of each recipe now, by experiment name."""
+    `config_leaves` of each recipe now and of its config groups' defaults, by experiment name."""
     from omegaconf import OmegaConf
 
     info_path, metrics_path = run_dir / RUN_INFO, run_dir / "metrics.json"
@@ -439,8 +443,8 @@ def summary_run(run_dir: Path, recipes: dict[str, dict] | None = None) -> Summar
         eval_policy=tuple(metrics.get(key) for key in EVAL_KEYS),
         auc=metrics["auc_micro"], commit=info.get("commit", "unknown"),
         started=info.get("started", ""),
-        recipe_as_is=runs_recipe(config_leaves(config),
-                                 (recipes or {}).get(config.get("experiment_name"), {})),
+        recipe_as_is=runs_recipe(config_leaves(config), *(recipes or {}).get(
+            config.get("experiment_name"), ({}, {}))),
         default_model=not any(o.startswith("model.") for o in info.get("overrides", [])))
 
 
@@ -455,8 +459,18 @@ class Recipe:
     paper: str
     eval_policy: tuple
     image_size: tuple | None
-    leaves: dict = field(default_factory=dict)   # `config_leaves` of the recipe, by name
-    #                                              (``name`` and ``name_cpu`` when it exists)
+    # `config_leaves` of the recipe and of its groups' defaults, by name (``name`` and
+    # ``name_cpu`` when it exists): what `runs_recipe` compares a run with.
+    leaves: dict = field(default_factory=dict)
+
+
+def recipe_and_defaults(compose, name: str) -> tuple[dict, dict]:
+    """`config_leaves` of ``experiment=name`` and of the same config groups (model, data,
+    trainer, eval) without it: the defaults of the options the recipe does not set."""
+    cfg = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
+    groups = [f"{group}={cfg.hydra.runtime.choices[group]}" for group in RECIPE_SECTIONS
+              if cfg.hydra.runtime.choices.get(group)]
+    return config_leaves(cfg), config_leaves(compose("train", overrides=groups))
 
 
 def paper_recipes() -> list[Recipe]:
@@ -477,10 +491,9 @@ def paper_recipes() -> list[Recipe]:
             if data_name == "synthetic":
                 continue
             size = cfg.data.get("image_size")
-            leaves = {name: config_leaves(cfg)}
-            if (conf / "experiment" / f"{name}_cpu.yaml").exists():
-                leaves[f"{name}_cpu"] = config_leaves(
-                    compose("train", overrides=[f"experiment={name}_cpu"]))
+            leaves = {variant: recipe_and_defaults(compose, variant)
+                      for variant in (name, f"{name}_cpu")
+                      if (conf / "experiment" / f"{variant}.yaml").exists()}
             recipes.append(Recipe(
                 name=name, model=str(cfg.model._target_), dataset=str(cfg.data._target_),
                 data_name=data_name, paper=str(cfg.get("paper_auc") or "—"),
