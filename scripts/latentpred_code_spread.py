@@ -24,10 +24,8 @@ import json
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import open_dict
 
-from vad.checkpoint import load_model
+from vad.checkpoint import load_model, recipe_datamodule
 from vad.data.cache import load_frames
 
 
@@ -47,11 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     module, recipe = load_model(args.ckpt)
-    data_cfg = recipe.config.data
-    if args.root:
-        with open_dict(data_cfg):
-            data_cfg.root = args.root
-    datamodule = instantiate(data_cfg, clip=recipe.config.model.clip, _convert_="object")
+    datamodule = recipe_datamodule(recipe, args.root)
     low, high = datamodule.value_range
     out = {"phase": int(module.phase)}
     for split in ("train", "test"):

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import vad
 from vad.evaluation.scores import aggregate_window_scores
@@ -340,3 +340,13 @@ def load_model(ckpt_path: str | os.PathLike) -> tuple[L.LightningModule, DictCon
     module.on_load_checkpoint(checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval(), recipe
+
+
+def recipe_datamodule(recipe: DictConfig, root: str | None = None):
+    """The DataModule a checkpoint was trained with (its recipe's data config and clip), reading
+    from ``root`` when the data lives elsewhere now."""
+    data_config = copy.deepcopy(recipe.config.data)
+    if root:
+        with open_dict(data_config):
+            data_config.root = root
+    return instantiate(data_config, clip=recipe.config.model.clip, _convert_="object")
