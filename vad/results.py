@@ -464,10 +464,9 @@ class Recipe:
     leaves: dict = field(default_factory=dict)
 
 
-def recipe_and_defaults(compose, name: str) -> tuple[dict, dict]:
-    """`config_leaves` of ``experiment=name`` and of the same config groups (model, data,
-    trainer, eval) without it: the defaults of the options the recipe does not set."""
-    cfg = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
+def recipe_and_defaults(compose, cfg) -> tuple[dict, dict]:
+    """`config_leaves` of a composed recipe (``return_hydra_config=True``) and of the same config
+    groups (model, data, trainer, eval) without it: the defaults of the options it does not set."""
     groups = [f"{group}={cfg.hydra.runtime.choices[group]}" for group in RECIPE_SECTIONS
               if cfg.hydra.runtime.choices.get(group)]
     return config_leaves(cfg), config_leaves(compose("train", overrides=groups))
@@ -486,14 +485,15 @@ def paper_recipes() -> list[Recipe]:
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(conf), version_base="1.3"):
         for name in names:
-            cfg = compose("train", overrides=[f"experiment={name}"])
+            cfg = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
             data_name = cfg.data._target_.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
             if data_name == "synthetic":
                 continue
             size = cfg.data.get("image_size")
-            leaves = {variant: recipe_and_defaults(compose, variant)
-                      for variant in (name, f"{name}_cpu")
-                      if (conf / "experiment" / f"{variant}.yaml").exists()}
+            leaves = {name: recipe_and_defaults(compose, cfg)}
+            if (conf / "experiment" / f"{name}_cpu.yaml").exists():
+                leaves[f"{name}_cpu"] = recipe_and_defaults(compose, compose(
+                    "train", overrides=[f"experiment={name}_cpu"], return_hydra_config=True))
             recipes.append(Recipe(
                 name=name, model=str(cfg.model._target_), dataset=str(cfg.data._target_),
                 data_name=data_name, paper=str(cfg.get("paper_auc") or "—"),
