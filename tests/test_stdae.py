@@ -407,6 +407,28 @@ def test_score_error_readings_of_eq_13_and_the_reciprocal():
         make_module(clusters=0, score={"error": "l2"})
 
 
+def test_observed_first_frame_scores_the_motion_error_alone():
+    """``score.first_frame=observed`` (ours): x̂_lif = x_fif + x̂_diff, so a spatial AE that
+    reconstructs the FIF badly no longer adds its error; the paper's reading keeps it."""
+    batch = make_batch(2, size=16)
+    fif, lif = batch.clip[:, :, 0], batch.clip[:, :, -1]
+    motion_error = torch.full((2, 1, 16, 16), 0.1)
+    motion_error[1] = 0.3
+
+    class BadAppearance(nn.Module):
+        def forward(self, clip):  # x̂_fif off by 0.5, x̂_diff off by motion_error
+            return STDAEOutput(fif + 0.5, lif - fif + motion_error, torch.zeros(2, 16, 2, 2), [])
+
+    expected = {"reconstructed": (motion_error + 0.5).flatten(1).sum(1),
+                "observed": motion_error.flatten(1).sum(1)}
+    for first_frame, error in expected.items():
+        module = make_module(clusters=0, score={"first_frame": first_frame})
+        module.net = BadAppearance()
+        torch.testing.assert_close(module.score(batch)[:, 0], -1 / (error + 1e-8))
+    with pytest.raises(ValueError, match="score.first_frame"):
+        make_module(clusters=0, score={"first_frame": "true"})
+
+
 def test_l1l2_representation_is_per_location():
     """``representation_norm=l1l2`` (the authors' code): each stream L1-normalised per
     location, then the concatenation L2-normalised; a location does not see the others."""

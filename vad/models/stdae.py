@@ -105,6 +105,7 @@ from vad.models.blocks.resnet import ResBlockDown, ResBlockUp
 
 REPRESENTATION_NORMS = ("minmax", "l1l2", "sigmoid", "none")
 SCORE_ERRORS = ("l1_sum", "squared_mean", "euclidean", "none")
+FIRST_FRAMES = ("reconstructed", "observed")
 
 
 # -- the two autoencoders ---------------------------------------------------------------------------
@@ -377,14 +378,23 @@ class ScoreConfig:
 
     ``reciprocal``: s = 1 / error (the paper); ``False`` scores the weighted error itself, so the
     per-video min–max acts on it, not on its reciprocal (a diagnostic, ours).
+
+    ``first_frame``: the FIF in x̂_lif = FIF + x̂_diff. ``reconstructed`` is the paper's x̂_fif
+    (§3.7); ``observed`` takes the true x_fif (ours, a reading at test time only: the trained
+    model is the same), so the error is the motion AE's alone, (x_lif − x_fif) − x̂_diff, and the
+    spatial AE's reconstruction error of the background no longer adds to it.
     """
 
     error: str = "l1_sum"
     reciprocal: bool = True
+    first_frame: str = "reconstructed"
 
     def __post_init__(self) -> None:
         if self.error not in SCORE_ERRORS:
             raise ValueError(f"score.error must be one of {SCORE_ERRORS}, got {self.error!r}")
+        if self.first_frame not in FIRST_FRAMES:
+            raise ValueError(f"score.first_frame must be one of {FIRST_FRAMES}, "
+                             f"got {self.first_frame!r}")
 
 
 @dataclass
@@ -550,14 +560,16 @@ class STDAEModule(VADModule):
     def prediction_error(self, clip: torch.Tensor, out: STDAEOutput) -> torch.Tensor:
         """‖x_lif − x̂_lif‖ per pixel (Euclidean over channels) → ``(B, 1, H, W)``.
 
-        x̂_lif = x̂_fif + x̂_diff (§3.7); without the spatial AE x_fif + x̂_diff; without the motion
-        AE the FIF reconstruction error ‖x_fif − x̂_fif‖ (Table 2's "appearance" column).
+        x̂_lif = x̂_fif + x̂_diff (§3.7); without the spatial AE, or with ``score.first_frame=
+        observed``, x_fif + x̂_diff; without the motion AE the FIF reconstruction error
+        ‖x_fif − x̂_fif‖ (Table 2's "appearance" column).
         """
         clip = clip.float()
         if out.diff is None:
             residual = clip[:, :, 0] - out.fif.float()
         else:
-            base = out.fif.float() if out.fif is not None else clip[:, :, 0]
+            reconstructed = out.fif is not None and self.score_cfg.first_frame == "reconstructed"
+            base = out.fif.float() if reconstructed else clip[:, :, 0]
             residual = clip[:, :, -1] - (base + out.diff.float())
         return residual.pow(2).sum(1, keepdim=True).sqrt()
 
