@@ -3,8 +3,9 @@
 One pass over the test set gives, per scored frame, every reading of Eq. (13)'s error term
 (``model.score.error``: l1_sum, squared_mean, euclidean, none = mean D_u alone), with and without
 D_u and with and without the reciprocal, scored by the shared evaluation (`score_videos`, the
-recipe's ``eval`` settings); and the correlation of mean D_u with the foreground area on normal
-test frames (foreground: |LIF − the video's per-pixel median| > 0.1 in [0, 1] grey; ours).
+recipe's ``eval`` settings); the correlation of mean D_u with the foreground area on normal
+test frames (foreground: |LIF − the video's per-pixel median| > 0.1 in [0, 1] grey; ours), and
+that area scored as if it were the anomaly score (``foreground_area|direct``: a crowd counter).
 
     python scripts/stdae_diagnostics.py <run>/checkpoints/last.ckpt [model.*=...] [out.json]
 
@@ -77,18 +78,19 @@ def main(ckpt: str, *overrides: str) -> None:
     lengths = [r.num_frames for r in records]
     names, labels = [r.name for r in records], [r.labels for r in records]
 
+    def evaluate(score: np.ndarray) -> dict[str, float]:
+        raw = aggregate_window_scores(video, frame, score, lengths, cfg.eval.window_aggregation)
+        metrics, _, _ = score_videos(names, raw, labels, cfg.eval.normalization,
+                                     cfg.eval.smoothing_sigma)
+        return {k: round(float(metrics[k]), 4)
+                for k in ("auc_micro", "auc_micro_raw", "auc_macro", "eer")}
+
     results = {}
     for i, key in enumerate(keys):
         value = rows[:, 2 + i]
         for reciprocal in (True, False):
             score = -1.0 / (value + model.score_eps) if reciprocal else value
-            raw = aggregate_window_scores(video, frame, score, lengths,
-                                          cfg.eval.window_aggregation)
-            metrics, _, _ = score_videos(names, raw, labels, cfg.eval.normalization,
-                                         cfg.eval.smoothing_sigma)
-            results[f"{key}|{'recip' if reciprocal else 'direct'}"] = {
-                k: round(float(metrics[k]), 4) for k in ("auc_micro", "auc_micro_raw",
-                                                          "auc_macro", "eer")}
+            results[f"{key}|{'recip' if reciprocal else 'direct'}"] = evaluate(score)
     # Foreground area (per-video median background) against mean D_u on normal frames.
     area = np.zeros(len(rows))
     for v in np.unique(video):
@@ -96,6 +98,8 @@ def main(ckpt: str, *overrides: str) -> None:
         frames = np.stack([lifs[(v, f)] for f in frame[sel]])
         background = np.median(frames, axis=0)
         area[sel] = (np.abs(frames - background) > FOREGROUND_THRESHOLD).mean((1, 2))
+    # The foreground area itself as the anomaly score: what a crowd counter would reach.
+    results["foreground_area|direct"] = evaluate(area)
     normal = np.array([not labels[v][f] for v, f in zip(video, frame)])
     d_mean = rows[:, 2 + keys.index("none+D")]
     l1_plain = rows[:, 2 + keys.index("l1_sum")]
