@@ -154,3 +154,25 @@ def test_run_json_names_the_commit_the_command_started_from(tmp_path, monkeypatc
     monkeypatch.setenv("VAD_COMMIT", "committed_meanwhile")  # a commit while the run trains
     record.finish("ok")
     assert json.loads((tmp_path / "run.json").read_text())["commit"] == "started_at"
+
+
+def test_a_row_shows_what_a_run_computed_not_where_it_wrote(tmp_path):
+    """An evaluation's ``ckpt_path`` is what it scored and stays in its command; a training
+    run's ``ckpt_path`` (resume) and every run's output folder are bookkeeping."""
+    from vad.results import read_run
+
+    def command(task: str, overrides: list[str]) -> str:
+        folder = tmp_path / task
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps({"task": task, "overrides": overrides,
+                                                      "status": "ok"}))
+        (folder / "metrics.json").write_text(json.dumps({"auc_micro": 0.8}))
+        return read_run(folder).command
+
+    assert command("evaluate", ["ckpt_path=run/checkpoints/epoch_007.ckpt", "model=topheavy",
+                                "model.score_error=mse", "+run_dir=outputs/rescored"]) == (
+        "python -m vad.evaluate ckpt_path=run/checkpoints/epoch_007.ckpt model=topheavy "
+        "model.score_error=mse")
+    assert command("train", ["experiment=stdae_ped2_cpu", "ckpt_path=last", "seed=1",
+                             "run_dir=outputs/stdae/s1"]) == (
+        "python -m vad.train experiment=stdae_ped2_cpu seed=1")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 RUN_INFO = "run.json"
 # Overrides that only say where or how a run was carried out, not what it computed.
-BOOKKEEPING_PREFIXES = ("hydra.", "ckpt_path=", "test=", "paths.")
+BOOKKEEPING_PREFIXES = ("hydra.", "ckpt_path=", "test=", "paths.", "run_dir=", "+run_dir=")
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -256,10 +256,18 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes} m {secs:02d} s" if minutes else f"{secs} s"
 
 
+def computed_overrides(info: dict) -> list[str]:
+    """A run's overrides without the bookkeeping ones (output folder, resume). An evaluation's
+    ``ckpt_path`` is what it scored, so it stays."""
+    task = info.get("task", "train")
+    return [o for o in info.get("overrides", []) if not o.startswith(BOOKKEEPING_PREFIXES)
+            or (task == "evaluate" and o.startswith("ckpt_path="))]
+
+
 def display_command(info: dict) -> str:
     """The command a reader would type: bookkeeping overrides (output folder, resume) dropped."""
-    kept = [o for o in info.get("overrides", []) if not o.startswith(BOOKKEEPING_PREFIXES)]
-    return f"python -m vad.{info.get('task', 'train')} " + " ".join(map(shlex.quote, kept))
+    return (f"python -m vad.{info.get('task', 'train')} "
+            + " ".join(map(shlex.quote, computed_overrides(info))))
 
 
 def error_line(traceback_text: str) -> str:
@@ -289,9 +297,9 @@ def read_run(run_dir: Path) -> ResultRow:
     wall = format_seconds(info.get("wall_s", 0.0))
     if info.get("commands", 1) > 1:
         wall += f" ({info['commands']} commands)"
-    overrides = tuple(o for o in info.get("overrides", []) if not o.startswith(BOOKKEEPING_PREFIXES))
     return ResultRow(run_dir.name, display_command(info), info.get("commit", "unknown"),
-                     info.get("machine", ""), wall, status, metrics, overrides, error,
+                     info.get("machine", ""), wall, status, metrics,
+                     tuple(computed_overrides(info)), error,
                      info.get("wall_s", 0.0), versions_line(info.get("versions", {})))
 
 
