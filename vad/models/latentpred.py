@@ -48,7 +48,9 @@ lr 1e-4 × 0.1 every 20 epochs for 50 epochs. Everything else is ours (all confi
   features at every level (``net.shortcut_levels: null``) or only at the listed levels (0 = full
   resolution). Measured on the reduced Ped2 recipe (docs/results.md, issue 25): no shortcut at
   all (``[]``) separates R- from P-MSE but does not raise Z-MSE over two seeds (0.712 against
-  0.724), so the recipes keep every level.
+  0.724); no full-resolution shortcut (``[1, 2]``, seed 0) gives Z-MSE 0.688 and R = P = 0.907
+  (the decoder draws a blurred T_k: a 6-frame frame difference, not the code's error); so the
+  recipes keep every level.
 * Motion model (our choice beyond the paper's three blocks): block channels ``motion.channels``;
   a 1×1×1 convolution maps the last block to the latent channels (a linear output: z has no
   activation) and the time steps left after the strides (1 for k ≤ 8) are averaged.
