@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -301,6 +302,31 @@ def test_a_checkpoint_started_from_phase_one_does_not_need_that_file(tmp_path: P
     assert recipe.config.model.kmeans.phase1_ckpt is None
     assert module.clustering and module.centres.shape[0] == 3
 
+
+def test_diagnostics_script_rows_are_the_evaluations(tmp_path: Path):
+    """``scripts/stdae_diagnostics.py`` (issue 24's tables): its row of the recipe's score is the
+    test run's own auc_micro on the same checkpoint, the observed FIF changes the error rows but
+    not D_u's, and the foreground area is scored as it is (a model-free row)."""
+    small = ["model=stdae", "model.net.channels=[4,8,8]", "model.kmeans.locations_per_clip=8",
+             "model.clusters=3", "model.kmeans.pretrain_epochs=0", "test=true", "eval.plots=false",
+             "data.num_test_videos=3"]
+    ckpt = tiny_run(tmp_path / "run", *small)
+    tested = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    script = Path(__file__).resolve().parents[1] / "scripts" / "stdae_diagnostics.py"
+    rows = {}
+    for first_frame in ("reconstructed", "observed"):
+        out = tmp_path / f"{first_frame}.json"
+        subprocess.run([sys.executable, str(script), str(ckpt),
+                        f"model.score.first_frame={first_frame}", str(out)],
+                       check=True, capture_output=True, cwd=tmp_path)
+        rows[first_frame] = json.loads(out.read_text())
+    paper = rows["reconstructed"]["l1_sum+D|recip"]
+    assert paper["auc_micro"] == pytest.approx(tested["auc_micro"], abs=1e-4)
+    assert paper["auc_micro_raw"] == pytest.approx(tested["auc_micro_raw"], abs=1e-4)
+    assert rows["observed"]["l1_sum|recip"] != rows["reconstructed"]["l1_sum|recip"]
+    for key in ("none+D|recip", "foreground_area|direct"):
+        assert rows["observed"][key] == rows["reconstructed"][key]
+    assert 0.0 <= rows["observed"]["foreground_area|direct"]["auc_micro"] <= 1.0
 
 @pytest.mark.filterwarnings("ignore:.*self.log.*")
 def test_cluster_term_enters_eq_12_only_in_phase_two():
