@@ -4,6 +4,8 @@ streaming == batched scoring, a short learning run, and the configs on every fak
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -226,6 +228,35 @@ def test_phase_switch_resets_the_optimiser_state(reset: bool):
     state = trainer.optimizers[0].state
     steps = {int(state[p]["step"]) for p in module.parameters()}
     assert steps == ({3} if reset else {6})
+
+
+@pytest.mark.parametrize("trains", ["all", "motion"])
+def test_phase_two_trains_the_motion_model_alone_when_asked(trains: str):
+    """``phase.phase2_trains=motion`` (ours, issue 25): in phase 2 the encoder, ``to_latent`` and
+    the decoder keep their phase-1 weights and BatchNorm statistics; only the motion model moves.
+    ``all`` (the default, the paper's reading) trains every part in both phases."""
+    L.seed_everything(0)
+    module = make_module(phase={"switch": "epoch", "switch_epoch": 1, "phase2_trains": trains})
+    assert make_module().phase_cfg.phase2_trains == "all"  # the default
+    after_phase1 = {}
+
+    class Snapshot(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 0:
+                after_phase1.update({k: v.clone() for k, v in pl_module.net.state_dict().items()})
+
+    trainer = tiny_trainer(2, limit_train_batches=2, callbacks=[Snapshot()])
+    trainer.fit(module, tiny_datamodule())
+    assert int(module.phase) == 1
+    moved = {k for k, v in module.net.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, after_phase1[k])}
+    assert any(k.startswith("motion.") for k in moved)
+    appearance = {k for k in moved if not k.startswith("motion.")}
+    if trains == "motion":
+        assert appearance == set()
+    else:
+        assert any(k.startswith("encoder.") for k in appearance)
+        assert any(k.endswith("running_mean") for k in appearance)
 
 
 def test_plateau_switch_waits_for_the_reconstruction_term_to_stop_improving():
@@ -479,3 +510,28 @@ def test_motion_model_variants_from_config(tmp_path: Path, kind: str):
     batch = make_batch(batch=2, frames=cfg.model.clip.length + 1, size=64)
     losses = module.losses(batch)
     assert torch.isfinite(losses["loss"]) and module.score(batch).shape == (2, 1)
+
+
+def test_zmse_parts_script_reproduces_the_test_run_and_trains_the_motion_model(tmp_path: Path):
+    """``scripts/latentpred_zmse_parts.py`` (issue 25's table): its Eq. 2 row is the test run's
+    own auc_micro on the same frames, and ``--train-motion`` trains the motion model alone: the
+    Z-MSE row moves, the rows that do not read the motion model stay."""
+    ckpt = tiny_run(tmp_path / "run", "model=latentpred", "model.clip.length=3",
+                    "model.clip.future_offset=2", "model.net.num_blocks=2", "test=true",
+                    "eval.plots=false")
+    tested = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    script = Path(__file__).resolve().parents[1] / "scripts" / "latentpred_zmse_parts.py"
+    rows = {}
+    for epochs in (0, 1):
+        result = subprocess.run([sys.executable, str(script), str(ckpt), "--train-motion",
+                                 str(epochs), "--batch", "4"],
+                                check=True, capture_output=True, text=True, cwd=tmp_path)
+        rows[epochs] = json.loads(result.stdout)
+    frozen, trained = rows[0], rows[1]
+    assert frozen["z_mse"]["auc_micro"] == pytest.approx(tested["auc_micro"], abs=1e-4)
+    assert frozen["z_mse"]["auc_micro_raw"] == pytest.approx(tested["auc_micro_raw"], abs=1e-4)
+    assert frozen["frames"] == tested["num_frames"]
+    assert "train_motion" not in frozen and trained["train_motion"]["steps"] > 0
+    assert trained["z_mse"] != frozen["z_mse"]
+    for kind in ("copy", "pixel_copy", "pixel_diff1", "code_norm"):
+        assert trained[kind] == frozen[kind]

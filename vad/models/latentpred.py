@@ -411,6 +411,10 @@ class PhaseConfig:
     patience: int = 2  # plateau: epochs without a relative improvement of min_delta
     min_delta: float = 0.01
     reset_optimizer: bool = False  # ours: fresh Adam state when phase 2 starts (module docstring)
+    phase2_trains: str = "all"  # all | motion (ours: the appearance AE frozen; module docstring)
+
+
+PHASE2_TRAINS = ("all", "motion")
 
 
 SCORE_FRAMES = ("target", "span")
@@ -468,6 +472,9 @@ class LatentPredModule(VADModule):
             raise ValueError(f"loss.reduction must be sum or mean, got {self.loss_cfg.reduction!r}")
         if self.phase_cfg.switch not in ("epoch", "plateau"):
             raise ValueError(f"phase.switch must be epoch or plateau, got {self.phase_cfg.switch!r}")
+        if self.phase_cfg.phase2_trains not in PHASE2_TRAINS:
+            raise ValueError(f"phase.phase2_trains must be one of {PHASE2_TRAINS}, got "
+                             f"{self.phase_cfg.phase2_trains!r}")
         if self.score_cfg.kind not in SCORE_KINDS:
             raise ValueError(f"score.kind must be one of {SCORE_KINDS}, got {self.score_cfg.kind!r}")
         if self.score_cfg.frames not in SCORE_FRAMES:
@@ -546,6 +553,8 @@ class LatentPredModule(VADModule):
         if (int(self.phase) == 0 and self.phase_cfg.switch == "epoch"
                 and self.current_epoch >= self.phase_cfg.switch_epoch):
             self.switch_phase()
+        if int(self.phase) == 1 and self.phase_cfg.phase2_trains == "motion":
+            self.freeze_appearance()  # every epoch: Lightning puts the whole module in train mode
 
     def on_train_epoch_end(self) -> None:
         if int(self.phase) == 0 and self.phase_cfg.switch == "plateau" and self._epoch_recon:
@@ -585,6 +594,14 @@ class LatentPredModule(VADModule):
         log.info("latentpred: phase 2 from epoch %d (λ_r, λ_p) = %s, optimiser state %s",
                  self.current_epoch, self.lambdas,
                  "reset" if self.phase_cfg.reset_optimizer else "kept")
+
+    def freeze_appearance(self) -> None:
+        """``phase.phase2_trains=motion``: the encoder, ``to_latent`` and the decoder keep their
+        phase-1 weights and BatchNorm statistics (eval mode, no gradients); only the motion model
+        learns, so phase 2 cannot move the codes it is asked to predict."""
+        for module in self.net.children():
+            if module is not self.net.motion:
+                module.eval().requires_grad_(False)
 
     # -- the background frame ---------------------------------------------------------------------
     def _fit_background(self) -> None:
