@@ -74,3 +74,20 @@ def test_train_combined_then_evaluate_one_member(tmp_path, fakes_root):
                          encoding=None)
     assert {video.split("/")[0] for video in rows["video"]} == {"ped2"}
     assert 0 <= ped2["test/auc_micro"] <= 1
+
+
+def test_topheavy_combined_recipe_pools_ped1_and_ped2_and_tests_ped2(tmp_path, fakes_root):
+    """``experiment=topheavy_combined_cpu`` (issue 26): the reduced Top-Heavy recipe, trained on
+    Ped1's and Ped2's training videos together and tested on Ped2's alone."""
+    cfg = compose_config(tmp_path, "experiment=topheavy_combined_cpu",
+                         f"data.datasets.ped1.root={fakes_root / 'ped1/frames'}",
+                         f"data.datasets.ped2.root={fakes_root / 'ped2/frames'}",
+                         "data.datasets.ped1.strict=null", "data.datasets.ped2.strict=null",
+                         "data.image_size=[32,32]", "model.clip.length=4", "trainer.max_epochs=1",
+                         "trainer.limit_train_batches=2", "eval.plots=false")
+    assert cfg.data.image_size == [32, 32] and cfg.model.optimizer.lr == 1e-3  # the reduced recipe's
+    dm = hydra.utils.instantiate(cfg.data, _convert_="object")
+    assert [r.name.split("/")[0] for r in dm.records("train")] == ["ped1"] * 3 + ["ped2"] * 2
+    assert [r.name for r in dm.records("test")] == [f"ped2/{n}" for n in PED2_TEST]
+    metrics, _ = train(cfg)
+    assert metrics["test/num_videos"] == 3 and 0 <= metrics["test/auc_micro"] <= 1
