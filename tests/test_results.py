@@ -156,6 +156,26 @@ def test_run_json_names_the_commit_the_command_started_from(tmp_path, monkeypatc
     assert json.loads((tmp_path / "run.json").read_text())["commit"] == "started_at"
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_run_json_names_the_torch_threads(tmp_path, threads):
+    """The thread count sets the order of floating-point sums (a run on 2 threads is not the run
+    on 1): run.json's machine line says which it was."""
+    import torch
+
+    from vad.results import RunRecord
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        record = RunRecord(tmp_path, ["seed=1"], "train")
+        record.start()
+        record.finish("ok")
+    finally:
+        torch.set_num_threads(before)
+    machine = json.loads((tmp_path / "run.json").read_text())["machine"]
+    assert machine.endswith({1: ", 1 thread", 2: ", 2 threads"}[threads])
+
+
 def test_a_row_shows_what_a_run_computed_not_where_it_wrote(tmp_path):
     """An evaluation's ``ckpt_path`` is what it scored and stays in its command; a training
     run's ``ckpt_path`` (resume) and every run's output folder are bookkeeping."""

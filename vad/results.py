@@ -56,7 +56,11 @@ def git_commit(cwd: Path | None = None) -> str:
 
 
 def machine() -> str:
-    """One line: the accelerator if any, CPU cores, torch version."""
+    """One line: the accelerator if any, CPU cores, torch version and its intra-op threads.
+
+    The threads are part of what a run computed: they set the order of floating-point sums, so
+    the same seed on 1 and on 2 threads differs after a few steps and ends like another seed
+    (latentpred on Ped1, docs/results.md)."""
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -64,7 +68,8 @@ def machine() -> str:
     if torch.cuda.is_available():
         parts.append(f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}")
     parts.append(f"{cores}-core {platform.machine()} CPU")
-    parts.append(f"torch {torch.__version__}")
+    threads = torch.get_num_threads()
+    parts.append(f"torch {torch.__version__}, {threads} thread{'' if threads == 1 else 's'}")
     return ", ".join(parts)
 
 
