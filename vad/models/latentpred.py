@@ -105,6 +105,12 @@ lr 1e-4 × 0.1 every 20 epochs for 50 epochs. Everything else is ours (all confi
   Adam's memory of the large phase-1 reconstruction gradients holds the encoder nearly still in
   phase 2 — what "finetuning the weights of the motion model" asks for. So the default keeps
   the state (the behaviour of every earlier run).
+* What phase 2 trains (ours; ``phase.phase2_trains``, default ``all``): the paper keeps every
+  weight in Eq. 1 with λ_r = 0.001 ("we focus on finetuning the weights of the motion model"),
+  so ``all`` trains the encoder, ``to_latent`` and decoder on in phase 2; ``motion`` reads the
+  sentence literally and freezes them (weights and BatchNorm statistics), so the codes the
+  motion model predicts stop moving. Measured on the reduced Ped2 recipe: docs/results.md,
+  issue 25, "phase 2 with the appearance AE frozen".
 """
 
 from __future__ import annotations
