@@ -111,10 +111,8 @@ lr 1e-4 × 0.1 every 20 epochs for 50 epochs. Everything else is ours (all confi
   sentence literally and freezes them (weights and BatchNorm statistics), so the codes the
   motion model predicts stop moving. Measured on the reduced Ped2 recipe over three seeds
   (docs/results.md, issue 25, "phase 2 with the appearance AE frozen"): Z-MSE 0.827 ± 0.010
-  with ``motion`` against 0.741 ± 0.032 with ``all``, so the reduced Ped2 recipe uses
-  ``motion``. On Ped1's reduced recipe (one epoch of phase 1) it costs Z-MSE (seed 0: 0.485
-  against 0.555), so that recipe keeps ``all``, as does the paper's full recipe until a GPU run
-  measures it.
+  with ``motion`` against 0.741 ± 0.032 with ``all``, so the reduced recipes use ``motion``; the
+  full recipe keeps the paper's ``all`` until it is measured on a GPU.
 """
 
 from __future__ import annotations
