@@ -111,8 +111,10 @@ lr 1e-4 × 0.1 every 20 epochs for 50 epochs. Everything else is ours (all confi
   sentence literally and freezes them (weights and BatchNorm statistics), so the codes the
   motion model predicts stop moving. Measured on the reduced Ped2 recipe over three seeds
   (docs/results.md, issue 25, "phase 2 with the appearance AE frozen"): Z-MSE 0.827 ± 0.010
-  with ``motion`` against 0.741 ± 0.032 with ``all``, so the reduced recipes use ``motion``; the
-  full recipe keeps the paper's ``all`` until it is measured on a GPU.
+  with ``motion`` against 0.741 ± 0.032 with ``all``, so the reduced recipes use ``motion``
+  (Ped1's, which inherits it, is inconclusive: seeds 0 and 1 give 0.485 and 0.652 against
+  0.555 for seed 0 with ``all``); the full recipe keeps the paper's ``all`` until it is measured
+  on a GPU.
 """
 
 from __future__ import annotations
