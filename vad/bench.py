@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"command: python -m vad.bench {' '.join(map(shlex.quote, argv or sys.argv[1:]))}")
-    print(f"commit {git_commit()}; machine: {machine()}, {torch.get_num_threads()} torch threads")
+    print(f"commit {git_commit()}; machine: {machine()}")  # machine() names the torch threads
     header = ("method", "params", "clip", "frame size", "train batch", "train clips/s",
               "data wait", f"inference frames/s (batch {args.infer_batch})",
               "MFLOPs/frame (stream)", "stream ms/frame p50", "p99")
