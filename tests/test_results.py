@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from tests.helpers import compose_config
-from vad.results import compare_table, main, replace_section, summary_table
+from vad.results import compare_table, main, replace_section, score_agreement, summary_table
 
 PED2 = "vad.data.ped.Ped2DataModule"
 
@@ -120,6 +120,34 @@ def test_compare_prints_both_runs_per_video(tmp_path, capsys):
     (old / "metrics.json").write_text("{}")
     with pytest.raises(ValueError, match="scores_csv="):
         compare_table(old, b)
+
+
+def write_scores(folder: Path, scores: dict[str, list[float]]) -> Path:
+    lines = ["video,frame,score,score_normalized,label"]
+    lines += [f"{video},{frame},{value},0,0" for video, values in scores.items()
+              for frame, value in enumerate(values)]
+    (folder / "scores.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_agreement_ranks_raw_scores_pooled_and_within_videos(tmp_path, capsys):
+    reference = write_scores(fake_run(tmp_path / "ref" / "background", "m", 0.84, "x", "t"), {
+        "01": [*range(10), 99.0], "02": [10.0 + i for i in range(10)], "03": [1.0, 2.0]})
+    same = write_scores(fake_run(tmp_path / "a" / "same", "m", 0.8, "x", "t"), {
+        "01": [2.0 * i + 1 for i in range(10)], "02": [50.0 + i for i in range(10)]})
+    # Each video's ranking reversed, the order of the videos kept: the pooled ρ by hand,
+    # 1 − 6 Σd² / (n(n² − 1)) with Σd² = 2 × 330 over n = 20 frames.
+    flipped = write_scores(fake_run(tmp_path / "b" / "flipped", "m", 0.7, "x", "t"), {
+        "01": [9.0 - i for i in range(10)], "02": [109.0 - i for i in range(10)]})
+    assert score_agreement(same, reference) == pytest.approx((1.0, 1.0, 20))
+    assert score_agreement(flipped, reference) == pytest.approx((1 - 6 * 660 / (20 * 399), -1.0, 20))
+    main(["--agreement", "--reference", str(reference), str(same), str(flipped)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| a/same | 0.800 | 0.840 | 1.000 | 1.000 | 20 |"
+    assert lines[3] == "| b/flipped | 0.700 | 0.840 | 0.504 | -1.000 | 20 |"
+    (same / "scores.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="scores.csv is missing"):
+        score_agreement(same, reference)
 
 
 def test_rows_give_their_margin_over_the_reference(tmp_path, capsys):

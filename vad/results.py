@@ -1,6 +1,8 @@
 """Run folders → result rows: ``python -m vad.results RUN_DIR... [--append docs/results.md]``.
 
-``--compare RUN_A RUN_B`` prints both runs' per-video AUCs side by side; ``--summary FOLDER...``
+``--compare RUN_A RUN_B`` prints both runs' per-video AUCs side by side; ``--reference REF
+--agreement RUN...`` how closely each run's raw frame scores rank like REF's (does a method
+score more than a no-learning reference already does?); ``--summary FOLDER...``
 writes the summary table (one row per dataset and method: the reduced and the full recipe, the
 paper's number, the no-learning `framediff` reference under the same evaluation settings) and
 ``--write docs/results.md`` puts it under that file's ``## Summary`` heading. ``--archive
@@ -33,6 +35,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 RUN_INFO = "run.json"
 # Overrides that only say where or how a run was carried out, not what it computed.
@@ -367,6 +371,53 @@ def compare_table(run_a: Path, run_b: Path) -> str:
     return "\n".join(lines)
 
 
+def score_agreement(run_dir: Path, reference_dir: Path) -> tuple[float, float, int]:
+    """Spearman's rank correlation of two runs' raw frame scores (``scores.csv``, frames both
+    scored): over all frames pooled, and its mean over the videos (within a video, what per-video
+    normalisation leaves of the ranking) → ``(pooled, within_videos, frames)``."""
+    from scipy.stats import spearmanr
+
+    from vad.evaluation.report import read_scores
+
+    def frame_scores(folder: Path) -> dict[str, np.ndarray]:
+        path = Path(folder) / "scores.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: agreement needs the run's output folder "
+                                    f"(archived runs keep no scores)")
+        names, scores, _ = read_scores(path)
+        return dict(zip(names, scores))
+
+    run, reference = frame_scores(run_dir), frame_scores(reference_dir)
+    pooled_a, pooled_b, within = [], [], []
+    for video in sorted(run.keys() & reference.keys()):
+        a, b = run[video], reference[video]
+        n = min(len(a), len(b))
+        both = ~np.isnan(a[:n]) & ~np.isnan(b[:n])
+        pooled_a.append(a[:n][both])
+        pooled_b.append(b[:n][both])
+        if both.sum() > 2:
+            within.append(spearmanr(a[:n][both], b[:n][both])[0])
+    if not pooled_a:
+        raise ValueError(f"{run_dir} and {reference_dir} share no scored video")
+    pooled = spearmanr(np.concatenate(pooled_a), np.concatenate(pooled_b))[0]
+    return float(pooled), float(np.nanmean(within)), int(sum(map(len, pooled_a)))
+
+
+def agreement_table(run_dirs: list[Path], reference_dir: Path) -> str:
+    """`score_agreement` of each run with the reference, one markdown row per run."""
+    header = ("run", "auc_micro", f"{Path(reference_dir).name}'s auc_micro",
+              "Spearman ρ of raw scores (all frames)", "ρ within videos (mean)", "frames")
+    reference_auc = read_run(reference_dir).metrics.get("auc_micro", float("nan"))
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for run_dir in run_dirs:
+        pooled, within, frames = score_agreement(run_dir, reference_dir)
+        auc = read_run(run_dir).metrics.get("auc_micro", float("nan"))
+        name = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"  # base_s0 of two methods
+        lines.append(f"| {name} | {auc:.3f} | {reference_auc:.3f} | {pooled:.3f} | "
+                     f"{within:.3f} | {frames} |")
+    return "\n".join(lines)
+
+
 # -- the summary table -------------------------------------------------------------------------
 REFERENCE = "vad.models.framediff.FrameDiffModule"
 # The evaluation settings a reference must share with a row to stand beside it.
@@ -607,6 +658,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--title", default=None, help="heading written above an appended table")
     parser.add_argument("--reference", type=Path,
                         help="a framediff run under the same eval settings: adds each row's margin")
+    parser.add_argument("--agreement", action="store_true",
+                        help="with --reference: the rank correlation of each run's raw frame "
+                             "scores with the reference's (scores.csv of both)")
     parser.add_argument("--compare", action="store_true",
                         help="two run folders: their per-video AUCs side by side")
     parser.add_argument("--summary", action="store_true",
@@ -630,6 +684,11 @@ def main(argv: list[str] | None = None) -> None:
         print(table)
         if args.write:
             replace_section(args.write, "## Summary", SUMMARY_PREAMBLE + "\n\n" + table)
+        return
+    if args.agreement:
+        if not args.reference:
+            parser.error("--agreement needs --reference REF_RUN (e.g. a model=background run)")
+        print(agreement_table(args.runs, args.reference))
         return
     reference = read_run(args.reference) if args.reference else None
     table = markdown_table([read_run(run) for run in args.runs], reference=reference)
