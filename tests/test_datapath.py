@@ -218,6 +218,19 @@ def test_compile_switch_trains_and_tests_on_cpu(tmp_path):
     assert torch.isfinite(scores[0].score).all()
 
 
+@pytest.mark.parametrize("setting, modes_passed", [(True, [None]), (False, []),
+                                                   ("reduce-overhead", ["reduce-overhead"])])
+def test_compile_switch_names_torch_compile_mode(monkeypatch, setting, modes_passed):
+    """``model.compile=reduce-overhead`` (CUDA graphs for launch-bound steps) reaches
+    torch.compile; ``true`` is its default mode."""
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: modes.append(mode) or fn)
+    convstae(compile=setting).configure_model()
+    assert modes == modes_passed
+    with pytest.raises(ValueError, match="model.compile must be true, false or one of"):
+        convstae(compile="reduce_overhead")
+
+
 # -- GPU rows: chunked recipes and result rows ----------------------------------------------------
 def test_gpu_rows_resumes_a_chunked_recipe_and_writes_its_row(tmp_path):
     """A 2-epoch recipe in 1-epoch chunks, one chunk per command (a budget the second chunk

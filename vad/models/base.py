@@ -44,6 +44,10 @@ class FrameScores(NamedTuple):
     index: torch.Tensor  # (B,) clip index, to drop duplicates padded in by distributed samplers
 
 
+# torch.compile's modes (model.compile=<mode>); model.compile=true is "default".
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 class VADModule(L.LightningModule):
     """Base LightningModule: loss logging, validation on held-out normal clips, test scoring.
 
@@ -54,7 +58,10 @@ class VADModule(L.LightningModule):
         optimizer: A ``torch.optim`` optimizer partial (``_partial_: true`` in the config).
         scheduler: An optional LR-scheduler partial.
         compile: ``torch.compile`` the forward of every sub-network (GPU recipes; the first
-            steps are slower while it compiles). Checkpoints are unaffected.
+            steps are slower while it compiles): ``true`` in torch.compile's default mode, or
+            a mode by name (`COMPILE_MODES`): ``reduce-overhead`` replays CUDA graphs, for
+            steps bound by kernel launches (ConvSTAE at batch 3: 10 time steps × 3 ConvLSTM
+            layers). Checkpoints are unaffected.
         channels_last: Store convolution weights channels-last (``channels_last_3d`` for 3D
             convolutions), the layout tensor cores prefer; convolutions then run channels-last.
     """
@@ -69,10 +76,13 @@ class VADModule(L.LightningModule):
         clip: dict,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        compile: bool = False,
+        compile: bool | str = False,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        if isinstance(compile, str) and compile not in COMPILE_MODES:
+            raise ValueError(f"model.compile must be true, false or one of {COMPILE_MODES}, "
+                             f"got {compile!r}")
         self.clip_spec = ClipSpec(**clip)
         if self.clip_spec.target != self.clip_target:
             raise ValueError(f"{type(self).__name__} scores the clip target "
@@ -107,9 +117,10 @@ class VADModule(L.LightningModule):
         if self.compile_networks:
             # The forward of each sub-network, not the modules themselves: wrapping a module
             # would rename its state-dict keys and break checkpoints across the switch.
+            mode = self.compile_networks if isinstance(self.compile_networks, str) else None
             for network in self.children():
                 if any(True for _ in network.parameters()):
-                    network.forward = torch.compile(network.forward)
+                    network.forward = torch.compile(network.forward, mode=mode)
 
     # -- passes over the training set in hooks (a centre, K-means samples) ---------------------
     @torch.no_grad()
