@@ -4,6 +4,9 @@ frozen teacher, flipping, the score, and training on synthetic and fake data."""
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -327,6 +330,18 @@ def test_flow_modes_run_end_to_end_on_synthetic(tmp_path: Path, training: str):
     assert f"train/{training}_factor_mean_epoch" in metrics
     if training == "distill":
         assert not any(p.requires_grad for p in objects["model"].temporal.parameters())
+    # scripts/topheavy_factors.py reads the factors back from the checkpoint: on the held-out
+    # clips its L_s and L_t are the last epoch's val/loss and val/loss_temporal.
+    script = Path(__file__).resolve().parents[1] / "scripts" / "topheavy_factors.py"
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    result = subprocess.run([sys.executable, str(script), str(ckpt), "--split", "val"],
+                            check=True, capture_output=True, text=True, cwd=tmp_path)
+    row = json.loads(result.stdout)
+    assert row["training"] == training and row["clips"] > 0
+    assert row["l_s"] == pytest.approx(float(metrics["val/loss"]), rel=1e-4)
+    assert row["l_t"] == pytest.approx(float(metrics["val/loss_temporal"]), rel=1e-4)
+    expected = 1 + 2 * (row["l_s"] - row["l_t"]) if training == "distill" else 1 + row["l_t"]
+    assert row["factor_mean"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_short_synthetic_run_beats_the_untrained_model(tmp_path: Path):
