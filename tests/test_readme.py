@@ -140,6 +140,8 @@ PLAN: dict[str, Case] = {
         Case(append=tuple(ON_DISK), files=TRAIN_RUN[:3]),
     "python -m vad.results --compare outputs/train/runs/<run A> outputs/train/runs/<run B>":
         Case(output="| video | frames | anomalous | auc A (desdnet) | auc B (latentpred) |"),
+    "python -m vad.results --agreement --reference outputs/train/runs/<run A> "
+    "outputs/train/runs/<run B>": Case(output="Spearman ρ of raw scores (all frames)"),
     "python -m vad.results --summary outputs --write docs/results.md":
         Case(output="reduced-recipe auc_micro (commit)", files=("docs/results.md",)),
     # README and docs/datasets.md: your own footage

@@ -70,7 +70,8 @@ Conflicts, readings and our choices (all configurable; none of them is the paper
   `TopHeavyModule.training_step`): distill weights sample i's ∂L_s,i by 1 + 2(L_s,i − L_t,i)
   (`distillation_factors`); joint multiplies the batch's ∂L̄_s by 1 + L̄_t, one factor per step,
   which Adam's per-parameter normalisation all but removes. The flow scale ``data.flow.bound``
-  sets L_t, hence both factors (docs/results.md, Top-Heavy).
+  sets L_t, hence both factors (docs/results.md, Top-Heavy). ``scripts/topheavy_factors.py``
+  reads them back from a checkpoint of a run trained without a logger.
 * ``val/loss`` (checkpoint selection, held-out normal frames) is the spatial network's L_s in
   every mode — the network that is scored; the temporal L_t is logged beside it when there is
   flow.
