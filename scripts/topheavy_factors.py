@@ -4,11 +4,12 @@ Training logs these factors (``train/<mode>_factor_mean|std``, `vad.models.tophe
 a logger is on; this reads them back from a checkpoint. One pass over the run's clips (``--split
 train``: the training clips without flips; ``val``: the held-out ones that ``val/loss`` is
 computed on), both networks in eval mode, gives each clip's spatial loss L_s (frames) and
-temporal loss L_t (flow), Eq. 1, and from them the factor on ∂L_s: distill
-1 + 2(L_s,i − L_t,i) per clip (`distillation_factors`), joint 1 + L̄_t per batch (Eq. 4 on batch
-means). Printed as one JSON line per checkpoint: the means of L_s, L_t and the factor over the
-clips, and the factor's spread within a batch (mean over batches of its std), the only part of
-a factor that Adam's per-parameter normalisation does not cancel.
+temporal loss L_t (flow), Eq. 1, and from them the per-clip factor on ∂L_s that training logs:
+distill 1 + 2(L_s,i − L_t,i) (`distillation_factors`), joint 1 + L_t,i (`joint_factors`: Eq. 4
+on batch means applies their batch mean, one factor per step). Printed as one JSON line per
+checkpoint: the means of L_s, L_t and the factor over the clips, and the factor's spread within
+a batch (mean over batches of its std): for distill the only part of the factor that Adam's
+per-parameter normalisation does not cancel, for joint what a per-sample reading would add.
 
     python scripts/topheavy_factors.py outputs/topheavy/joint_b05_s*/checkpoints/last.ckpt --root ../shared/data/ped2
 """
@@ -24,7 +25,7 @@ import torch
 
 from vad.checkpoint import load_model, recipe_datamodule
 from vad.data.datamodule import float_clips
-from vad.models.topheavy import distillation_factors, reconstruction_loss
+from vad.models.topheavy import distillation_factors, joint_factors, reconstruction_loss
 
 
 @torch.no_grad()
@@ -44,7 +45,7 @@ def factors_of(ckpt: Path, root: str | None, split: str, max_batches: int | None
         spatial = reconstruction_loss(batch.clip, module.net(batch.clip))
         temporal = reconstruction_loss(batch.flow, module.temporal(batch.flow))
         factor = (distillation_factors(spatial, temporal) if module.training_mode == "distill"
-                  else (1.0 + temporal.mean()).expand_as(spatial))
+                  else joint_factors(temporal))
         l_s.append(spatial)
         l_t.append(temporal)
         factors.append(factor)

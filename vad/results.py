@@ -390,13 +390,14 @@ def score_agreement(run_dir: Path, reference_dir: Path) -> tuple[float, float, i
     run, reference = frame_scores(run_dir), frame_scores(reference_dir)
     pooled_a, pooled_b, within = [], [], []
     for video in sorted(run.keys() & reference.keys()):
-        a, b = run[video], reference[video]
-        n = min(len(a), len(b))
-        both = ~np.isnan(a[:n]) & ~np.isnan(b[:n])
-        pooled_a.append(a[:n][both])
-        pooled_b.append(b[:n][both])
-        if both.sum() > 2:
-            within.append(spearmanr(a[:n][both], b[:n][both])[0])
+        n = min(len(run[video]), len(reference[video]))
+        a, b = run[video][:n], reference[video][:n]
+        scored_by_both = ~np.isnan(a) & ~np.isnan(b)
+        a, b = a[scored_by_both], b[scored_by_both]
+        pooled_a.append(a)
+        pooled_b.append(b)
+        if len(a) > 2:
+            within.append(spearmanr(a, b)[0])
     if not pooled_a:
         raise ValueError(f"{run_dir} and {reference_dir} share no scored video")
     pooled = spearmanr(np.concatenate(pooled_a), np.concatenate(pooled_b))[0]

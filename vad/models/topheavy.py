@@ -157,6 +157,13 @@ def distillation_factors(l_s: torch.Tensor, l_t: torch.Tensor) -> torch.Tensor:
     return 1.0 + 2.0 * (l_s.detach() - l_t.detach())
 
 
+def joint_factors(l_t: torch.Tensor) -> torch.Tensor:
+    """What Eq. (4) on batch means does to the spatial gradient, read per sample: 1 + L_t,i
+    → ``(B,)``. Their batch mean is the one factor 1 + L̄_t on ∂L̄_s/∂θ; their spread is what a
+    per-sample reading of Eq. 4 would add."""
+    return 1.0 + l_t.detach()
+
+
 def joint_loss(l_s: torch.Tensor, l_t: torch.Tensor) -> dict[str, torch.Tensor]:
     """Eq. (4): L(θ₁, θ₂) = L_s(θ₁) + L_s(θ₁)·L_t(θ₂), on batch-mean losses (both trained).
 
@@ -286,7 +293,7 @@ class TopHeavyModule(VADModule):
         if self.training_mode == "joint":
             l_s = reconstruction_loss(x, self.net(x))
             l_t = reconstruction_loss(flow, self.temporal(flow))
-            return {**joint_loss(l_s.mean(), l_t.mean()), "factors": 1.0 + l_t.detach()}
+            return {**joint_loss(l_s.mean(), l_t.mean()), "factors": joint_factors(l_t)}
         if self.teacher_phase:  # distill, step 1: the teacher learns the flow
             l_t = reconstruction_loss(flow, self.temporal(flow)).mean()
             return {"loss": l_t, "temporal": l_t}
@@ -298,9 +305,8 @@ class TopHeavyModule(VADModule):
     def training_step(self, batch: ClipBatch, batch_idx: int) -> torch.Tensor:
         """One step of `losses`, logged; with the flow stream also the per-sample factors of
         the spatial gradient (``"factors"``): ``train/<mode>_factor_mean`` and ``_std`` over
-        the batch. distill: 1 + 2(L_s,i − L_t,i) (`distillation_factors`); joint: 1 + L_t,i,
-        whose batch mean is the one factor 1 + L̄_t that Eq. 4 (read on batch means) puts on
-        every sample, and whose spread is what a per-sample reading would add."""
+        the batch: distill 1 + 2(L_s,i − L_t,i) (`distillation_factors`), joint 1 + L_t,i
+        (`joint_factors`)."""
         if self.flip:
             batch = self.flip_batch(batch, torch.rand(len(batch.clip), device=batch.clip.device)
                                     < 0.5)
